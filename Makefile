@@ -1,0 +1,54 @@
+# imagebuilder — see README.md.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 15s
+# Fuzz targets run briefly by `make test` (package:target).
+FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract
+
+.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean
+
+all: build
+
+## build: the helper command into bin/imagebuilder
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder ./cmd/imagebuilder
+
+## test: every test against the real services (started by scripts/testenv.sh), then brief fuzzing.
+## Integration tests fail instead of skipping here (IMAGEBUILDER_REQUIRE_INTEGRATION=1).
+test: lint testenv
+	eval "$$(scripts/testenv.sh env)" && IMAGEBUILDER_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+## unit: the tests that need no services (integration tests skip)
+unit:
+	$(GO) test ./...
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  if [ -d "$$pkg" ]; then echo "fuzz $$name ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; fi; \
+	done
+
+## schema: regenerate schema/*.json and the README's params reference from the Go types
+schema:
+	$(GO) generate ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## testenv: install (first time) and start buildkitd, dockerd, registries, binfmt and base images
+testenv:
+	scripts/testenv.sh up
+
+testenv-down:
+	scripts/testenv.sh down
+
+clean:
+	rm -rf bin dist playbooks/library

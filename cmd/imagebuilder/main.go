@@ -1,0 +1,136 @@
+// Command imagebuilder builds, tags, pushes and promotes container images from declarative build
+// params, and converts and validates those params. It is a thin front end: every command parses
+// its flags, calls internal packages and prints their results.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebuilder/imagebuilder/internal/params"
+)
+
+// version is set at link time (-ldflags "-X main.version=..."); otherwise it comes from the
+// module's build info.
+var version = ""
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the request was valid but running it failed
+	exitInvalid = 2 // usage errors and invalid input
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// exitCodeError lets a command choose its exit status after it printed its own output.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e exitCodeError) Error() string { return e.err.Error() }
+func (e exitCodeError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line and returns the exit status. It never panics outward.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "imagebuilder: internal error: %v\n", r)
+			code = exitFailure
+		}
+	}()
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ec exitCodeError
+	if errors.As(err, &ec) {
+		if ec.err != nil && ec.err.Error() != "" {
+			fmt.Fprintf(stderr, "imagebuilder: %v\n", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintf(stderr, "imagebuilder: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || errors.Is(err, params.ErrInvalid) || strings.HasPrefix(err.Error(), "unknown command ") {
+		return exitInvalid
+	}
+	return exitFailure
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "imagebuilder",
+		Short: "Build, tag, push and promote container images from declarative build params",
+		Long: `imagebuilder builds container images with BuildKit from declarative build params
+(SODALITE image-builder's JSON/YAML shape), pushes them to any OCI registry and reports
+exact facts (references, digests, platforms).
+
+Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
+		Version:       buildVersion(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newValidateCmd(),
+		newConvertCmd(),
+		newSchemaCmd(),
+	)
+	return root
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (use -f FILE)", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+// readInput reads -f FILE, or the command's standard input for "-".
+func readInput(cmd *cobra.Command, name string) ([]byte, error) {
+	if name == "" || name == "-" {
+		data, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		return data, nil
+	}
+	return params.ReadInput(name)
+}

@@ -1,0 +1,154 @@
+package params
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/invopop/jsonschema"
+)
+
+// SchemaID is the $id of the build-params schema.
+const SchemaID = "https://github.com/imagebuilder/imagebuilder/schema/build-params.schema.json"
+
+// Patterns the schema enforces. They follow the OCI distribution / Docker reference grammar.
+const (
+	// PatternRepository is a lowercase repository path (path components separated by "/").
+	PatternRepository = `^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`
+	// PatternTag is a tag.
+	PatternTag = `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`
+	// PatternPlatform is os/arch[/variant].
+	PatternPlatform = `^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9.]+)?$`
+	// PatternRegistry is host[:port] with an optional namespace path.
+	PatternRegistry = `^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*/?$`
+	// PatternHTTPURL is an http or https URL.
+	PatternHTTPURL = `^https?://[^\s]+$`
+	// PatternArgName is a build argument name.
+	PatternArgName = `^[A-Za-z_][A-Za-z0-9_]*$`
+)
+
+// sourceKinds are the properties of Source of which exactly one must be present.
+var sourceKinds = []string{"git_repo", "dockerfile", "tar", "local"}
+
+// JSONSchemaExtend adds the source rules: exactly one of git_repo, dockerfile, tar, local;
+// build_context only with dockerfile.
+func (Source) JSONSchemaExtend(s *jsonschema.Schema) {
+	for _, k := range sourceKinds {
+		s.OneOf = append(s.OneOf, &jsonschema.Schema{Required: []string{k}})
+	}
+	s.DependentRequired = map[string][]string{"build_context": {"dockerfile"}}
+}
+
+// JSONSchemaExtend requires exactly one of path or url, and credentials only with url.
+func (Tar) JSONSchemaExtend(s *jsonschema.Schema) {
+	s.OneOf = []*jsonschema.Schema{{Required: []string{"path"}}, {Required: []string{"url"}}}
+	s.DependentRequired = map[string][]string{"username": {"url"}, "password": {"url"}}
+	prop(s, "url").Pattern = PatternHTTPURL
+	prop(s, "path").MinLength = ptr(1)
+}
+
+// JSONSchemaExtend constrains the git URL.
+func (GitRepo) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "url").MinLength = ptr(1)
+	prop(s, "version").MinLength = ptr(1)
+}
+
+// JSONSchemaExtend constrains the git URL.
+func (BuildContext) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "url").MinLength = ptr(1)
+	prop(s, "version").MinLength = ptr(1)
+}
+
+// JSONSchemaExtend constrains the Dockerfile URL.
+func (DockerfileURL) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "url").Pattern = PatternHTTPURL
+}
+
+// JSONSchemaExtend constrains the local path.
+func (Local) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "path").MinLength = ptr(1)
+}
+
+// JSONSchemaExtend requires at least one image.
+func (Target) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "images").MinItems = ptr(1)
+}
+
+// JSONSchemaExtend adds the reference grammar to image fields.
+func (Image) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "image").Pattern = PatternRepository
+	prop(s, "image").MaxLength = ptr(255)
+	prop(s, "tag").Pattern = PatternTag
+	prop(s, "base").MinLength = ptr(1)
+	prop(s, "bases").AdditionalProperties = &jsonschema.Schema{Type: "string", MinLength: ptr(1)}
+	p := prop(s, "platforms")
+	p.Items.Pattern = PatternPlatform
+	p.UniqueItems = true
+	prop(s, "tags").Items.Pattern = PatternTag
+	// Not propertyNames: santhosh-tekuri/jsonschema v6.0.3 reports its errors at a wrong location.
+	ba := prop(s, "build_args")
+	ba.PatternProperties = map[string]*jsonschema.Schema{PatternArgName: {Type: "string"}}
+	ba.AdditionalProperties = jsonschema.FalseSchema
+}
+
+// JSONSchemaExtend constrains the registry address; username and password go together.
+func (Registry) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "url").Pattern = PatternRegistry
+	s.DependentRequired = map[string][]string{"username": {"password"}, "password": {"username"}}
+}
+
+func prop(s *jsonschema.Schema, name string) *jsonschema.Schema {
+	p, ok := s.Properties.Get(name)
+	if !ok {
+		panic(fmt.Sprintf("schema has no property %q", name)) // a programming error, caught by tests
+	}
+	return p
+}
+
+func ptr(v uint64) *uint64 { return &v }
+
+// GenerateSchema reflects the build-params schema from the Go types. srcDir is the directory of
+// this package's sources, from which field comments become descriptions.
+func GenerateSchema(srcDir string) ([]byte, error) {
+	r := &jsonschema.Reflector{
+		BaseSchemaID: "",
+		Anonymous:    true,
+	}
+	if err := r.AddGoComments("github.com/imagebuilder/imagebuilder/internal/params", srcDir); err != nil {
+		return nil, fmt.Errorf("reading field comments from %q: %w", srcDir, err)
+	}
+	s := r.ReflectFromType(reflect.TypeOf(BuildParams{}))
+	unwrapDescriptions(s)
+	s.ID = SchemaID
+	s.Title = "imagebuilder build parameters"
+	s.Description = "One build request: source, target images and registry, builder. " +
+		"Compatible with SODALITE image-builder's build params."
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, fmt.Errorf("encoding schema: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// unwrapDescriptions joins the line breaks that come from wrapped Go comments.
+func unwrapDescriptions(s *jsonschema.Schema) {
+	if s == nil {
+		return
+	}
+	s.Description = strings.Join(strings.Fields(s.Description), " ")
+	for _, d := range s.Definitions {
+		unwrapDescriptions(d)
+	}
+	if s.Properties != nil {
+		for p := s.Properties.Oldest(); p != nil; p = p.Next() {
+			unwrapDescriptions(p.Value)
+		}
+	}
+	unwrapDescriptions(s.Items)
+	unwrapDescriptions(s.AdditionalProperties)
+}

@@ -1,0 +1,11 @@
+// Package schema holds the JSON Schemas generated from the Go types (see internal/params) and
+// committed, so that other tools can use them; the binaries embed them from here.
+// A test in internal/params fails when a committed schema differs from what the types generate.
+package schema
+
+import _ "embed"
+
+// BuildParams is the build-params schema (build-params.schema.json).
+//
+//go:embed build-params.schema.json
+var BuildParams []byte
