@@ -47,6 +47,10 @@ lint:
 testenv:
 	scripts/testenv.sh up
 
+## demo: the main job on the embedded default (examples/demo): two variants, two platforms, pushed
+demo:
+	scripts/demo.sh
+
 testenv-down:
 	scripts/testenv.sh down
 

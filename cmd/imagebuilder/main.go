@@ -98,6 +98,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
+		newBuildCmd(),
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),

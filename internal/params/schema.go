@@ -121,6 +121,9 @@ func GenerateSchema(srcDir string) ([]byte, error) {
 	}
 	s := r.ReflectFromType(reflect.TypeOf(BuildParams{}))
 	unwrapDescriptions(s)
+	for _, d := range s.Definitions {
+		nonEmptyStrings(d)
+	}
 	s.ID = SchemaID
 	s.Title = "imagebuilder build parameters"
 	s.Description = "One build request: source, target images and registry, builder. " +
@@ -151,4 +154,18 @@ func unwrapDescriptions(s *jsonschema.Schema) {
 	}
 	unwrapDescriptions(s.Items)
 	unwrapDescriptions(s.AdditionalProperties)
+}
+
+// nonEmptyStrings gives every string property minLength 1: a field that is given is not empty
+// (an empty username would otherwise satisfy "username needs password" and then vanish on
+// decoding, where "" and absent are the same).
+func nonEmptyStrings(s *jsonschema.Schema) {
+	if s.Properties == nil {
+		return
+	}
+	for p := s.Properties.Oldest(); p != nil; p = p.Next() {
+		if p.Value.Type == "string" && p.Value.MinLength == nil {
+			p.Value.MinLength = ptr(1)
+		}
+	}
 }

@@ -1,0 +1,499 @@
+package main
+
+// End-to-end tests of the built binary against the real services that scripts/testenv.sh
+// starts: BuildKit, a Docker daemon, registries on 127.0.0.1. They skip when the services are
+// not described in the environment, and fail instead under IMAGEBUILDER_REQUIRE_INTEGRATION=1.
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagebuilder/imagebuilder/internal/result"
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds imagebuilder once per test process.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imagebuilder-e2e-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "imagebuilder")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+type ibRun struct {
+	code           int
+	stdout, stderr string
+	res            result.Result
+}
+
+// ib runs the binary with params on stdin, in its own TMPDIR so leftover workspaces show.
+func ibBinary(t *testing.T, tmp string, params any, args ...string) ibRun {
+	t.Helper()
+	data, err := json.Marshal(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), args...)
+	cmd.Stdin = bytes.NewReader(data)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	err = cmd.Run()
+	r := ibRun{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if r.stdout != "" {
+		if err := json.Unmarshal(out.Bytes(), &r.res); err != nil {
+			t.Fatalf("stdout is not one JSON result: %v\n%s", err, r.stdout)
+		}
+	}
+	return r
+}
+
+// noWorkspace fails when a workspace was left behind in tmp.
+func noWorkspace(t *testing.T, tmp string) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join(tmp, "imagebuilder-*"))
+	if len(left) > 0 {
+		t.Errorf("workspace left behind: %v", left)
+	}
+}
+
+// gitRepo creates a repository with the given files on branch main and returns its file:// URL.
+func gitRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "test"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return "file://" + dir
+}
+
+func remoteOpts(user, pass string) []remote.Option {
+	if user == "" {
+		return []remote.Option{remote.WithAuth(authn.Anonymous)}
+	}
+	return []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: pass})}
+}
+
+// registryDigest is what the registry serves for ref ("" when the ref does not exist).
+func registryDigest(t *testing.T, ref string, opts ...remote.Option) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Head(r, opts...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == 404 {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", ref, err)
+	}
+	return d.Digest.String()
+}
+
+// indexPlatforms lists the platforms of the index at ref.
+func indexPlatforms(t *testing.T, ref string, opts ...remote.Option) []string {
+	t.Helper()
+	r, _ := name.ParseReference(ref, name.Insecure)
+	idx, err := remote.Index(r, opts...)
+	if err != nil {
+		t.Fatalf("reading index %s: %v", ref, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range m.Manifests {
+		if d.Platform == nil || d.Platform.OS == "unknown" {
+			continue // attestations
+		}
+		out = append(out, d.Platform.OS+"/"+d.Platform.Architecture)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fileIn reads a file from the image at ref for a platform ("" for a single-platform image).
+func fileIn(t *testing.T, ref, platform, path string, opts ...remote.Option) string {
+	t.Helper()
+	r, _ := name.ParseReference(ref, name.Insecure)
+	if platform != "" {
+		p, err := v1.ParsePlatform(platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, remote.WithPlatform(*p))
+	}
+	img, err := remote.Image(r, opts...)
+	if err != nil {
+		t.Fatalf("reading image %s (%s): %v", ref, platform, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	want := strings.TrimPrefix(path, "/")
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("%s not in %s (%s)", path, ref, platform)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "./") == want {
+			data, _ := io.ReadAll(tr)
+			return string(data)
+		}
+	}
+}
+
+func uniqueTag(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+}
+
+// endpoints are the build engines every scenario runs on.
+func endpoints(t *testing.T) map[string]string {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_DOCKER", "IMAGEBUILDER_TEST_BUILDKIT")
+	return map[string]string{
+		"docker":   "docker",
+		"buildkit": env["IMAGEBUILDER_TEST_BUILDKIT"],
+	}
+}
+
+const demoDockerfile = `ARG BASE=%s
+FROM ${BASE}
+COPY hello.txt /app/hello.txt
+RUN echo "$(uname -m) $(cat /etc/imagebuilder-base)" > /app/build-info
+`
+
+func request(repo, registry string, images ...map[string]any) map[string]any {
+	return map[string]any{
+		"source": map[string]any{"git_repo": map[string]any{"url": repo, "version": "main"}},
+		"target": map[string]any{"images": images, "registry": map[string]any{"url": registry}},
+	}
+}
+
+// TestBuildGitVariantsMultiArch: a git source built into two variants, two platforms each, on
+// both endpoints; digests, files, machines and bases are checked in the registry. Then the same
+// request again reports changed: false.
+func TestBuildGitVariantsMultiArch(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT")
+	reg := env["IMAGEBUILDER_TEST_REGISTRY"]
+	repo := gitRepo(t, map[string]string{
+		"Dockerfile": fmt.Sprintf(demoDockerfile, env["IMAGEBUILDER_TEST_BASE"]),
+		"hello.txt":  "hello\n",
+	})
+	for kind, endpoint := range endpoints(t) {
+		t.Run(kind, func(t *testing.T) {
+			tmp := t.TempDir()
+			tag := uniqueTag(kind)
+			p := request(repo, reg,
+				map[string]any{"image": "e2e/variants", "tag": tag, "platforms": []string{"linux/amd64", "linux/arm64"}},
+				map[string]any{"image": "e2e/variants", "tag": tag + "-alt", "base": env["IMAGEBUILDER_TEST_BASE_ALT"],
+					"platforms": []string{"linux/amd64", "linux/arm64"}, "tags": []string{tag + "-alt2"}},
+			)
+			r := ibBinary(t, tmp, p, "build", "--builder", endpoint, "--progress", "plain")
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			noWorkspace(t, tmp)
+			if !r.res.Changed || len(r.res.Images) != 2 || r.res.Source == nil || len(r.res.Source.Commit) != 40 {
+				t.Fatalf("unexpected result: %s", r.stdout)
+			}
+			for i, want := range []string{"busybox", "alt"} {
+				img := r.res.Images[i]
+				if got := registryDigest(t, img.Ref); got != img.Digest || got == "" {
+					t.Errorf("%s: result digest %s, registry serves %s", img.Ref, img.Digest, got)
+				}
+				if got := indexPlatforms(t, img.Ref); strings.Join(got, ",") != "linux/amd64,linux/arm64" {
+					t.Errorf("%s: index platforms %v", img.Ref, got)
+				}
+				for plat, machine := range map[string]string{"linux/amd64": "x86_64", "linux/arm64": "aarch64"} {
+					info := fileIn(t, img.Ref, plat, "/app/build-info")
+					if info != machine+" "+want+"\n" {
+						t.Errorf("%s %s: build-info %q, want %q", img.Ref, plat, info, machine+" "+want)
+					}
+				}
+				if got := fileIn(t, img.Ref, "linux/arm64", "/app/hello.txt"); got != "hello\n" {
+					t.Errorf("%s: hello.txt %q", img.Ref, got)
+				}
+			}
+			alt := r.res.Images[1]
+			if alt.Base == nil || alt.Base.To != env["IMAGEBUILDER_TEST_BASE_ALT"] {
+				t.Errorf("variant base not reported: %+v", alt.Base)
+			}
+			if got := registryDigest(t, alt.Repository+":"+tag+"-alt2"); got != alt.Digest {
+				t.Errorf("extra tag points at %s, want %s", got, alt.Digest)
+			}
+
+			again := ibBinary(t, tmp, p, "build", "--builder", endpoint, "--progress", "quiet")
+			if again.code != 0 || again.res.Changed {
+				t.Fatalf("unchanged request: exit %d, changed %v\n%s\n%s", again.code, again.res.Changed, again.stdout, again.stderr)
+			}
+			for i := range again.res.Images {
+				if again.res.Images[i].Digest != r.res.Images[i].Digest || again.res.Images[i].Changed {
+					t.Errorf("rebuild of %s: digest %s -> %s, changed %v", again.res.Images[i].Ref,
+						r.res.Images[i].Digest, again.res.Images[i].Digest, again.res.Images[i].Changed)
+				}
+			}
+		})
+	}
+}
+
+// TestBuildMultiStageVariant: `base` replaces the first image-based stage of a multi-stage
+// Dockerfile; the final stage copies from it.
+func TestBuildMultiStageVariant(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT")
+	repo := gitRepo(t, map[string]string{
+		"Dockerfile": fmt.Sprintf(`FROM --platform=$BUILDPLATFORM %[1]s AS build
+RUN cp /etc/imagebuilder-base /built-on
+# FROM in a comment must not confuse anything
+from %[1]s
+COPY --from=build /built-on /built-on
+`, env["IMAGEBUILDER_TEST_BASE"]),
+	})
+	for kind, endpoint := range endpoints(t) {
+		t.Run(kind, func(t *testing.T) {
+			tag := uniqueTag(kind)
+			r := ibBinary(t, t.TempDir(), request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
+				map[string]any{"image": "e2e/multistage", "tag": tag, "base": env["IMAGEBUILDER_TEST_BASE_ALT"]}),
+				"build", "--builder", endpoint, "--progress", "quiet")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			ref := r.res.Images[0].Ref
+			if got := fileIn(t, ref, "", "/built-on"); got != "alt\n" {
+				t.Errorf("first stage built on %q, want alt", got)
+			}
+			if got := fileIn(t, ref, "", "/etc/imagebuilder-base"); got != "busybox\n" {
+				t.Errorf("final stage base %q, want busybox (untouched)", got)
+			}
+		})
+	}
+}
+
+// TestBuildAllOrNothing: when the second image fails, no tag of the request exists, the exit
+// status is 1, the result names the image and step, and the workspace is gone.
+func TestBuildAllOrNothing(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE")
+	repo := gitRepo(t, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM %[1]s AS ok\nRUN echo ok > /ok\n\nFROM %[1]s AS broken\nRUN echo failing on purpose && false\n", env["IMAGEBUILDER_TEST_BASE"]),
+	})
+	for kind, endpoint := range endpoints(t) {
+		t.Run(kind, func(t *testing.T) {
+			tmp := t.TempDir()
+			tag := uniqueTag(kind)
+			r := ibBinary(t, tmp, request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
+				map[string]any{"image": "e2e/atomic", "tag": tag, "target": "ok"},
+				map[string]any{"image": "e2e/atomic", "tag": tag + "-broken", "target": "broken"}),
+				"build", "--builder", endpoint, "--progress", "plain")
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			noWorkspace(t, tmp)
+			f := r.res.Failed
+			if f == nil || f.Step != result.StepBuild || !strings.HasSuffix(f.Image, ":"+tag+"-broken") {
+				t.Fatalf("failure not named: %+v\n%s", f, r.stdout)
+			}
+			if r.res.Changed {
+				t.Error("a failed request reports changed")
+			}
+			for _, tg := range []string{tag, tag + "-broken"} {
+				if d := registryDigest(t, env["IMAGEBUILDER_TEST_REGISTRY"]+"/e2e/atomic:"+tg); d != "" {
+					t.Errorf("tag %s exists after a failed request (%s)", tg, d)
+				}
+			}
+		})
+	}
+}
+
+// TestBuildAuthRegistry: the htpasswd registry accepts the right credentials; wrong ones fail
+// clearly; the password never appears in stdout or stderr.
+func TestBuildAuthRegistry(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_AUTH_REGISTRY", "IMAGEBUILDER_TEST_AUTH_USER", "IMAGEBUILDER_TEST_AUTH_PASSWORD", "IMAGEBUILDER_TEST_AUTH_BASE")
+	reg, user, pass := env["IMAGEBUILDER_TEST_AUTH_REGISTRY"], env["IMAGEBUILDER_TEST_AUTH_USER"], env["IMAGEBUILDER_TEST_AUTH_PASSWORD"]
+	// The base comes from the authenticated registry too, so the pull needs the credentials.
+	base := env["IMAGEBUILDER_TEST_AUTH_BASE"]
+	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo authed > /authed\n"})
+	for kind, endpoint := range endpoints(t) {
+		t.Run(kind, func(t *testing.T) {
+			tag := uniqueTag(kind)
+			p := request(repo, reg, map[string]any{"image": "e2e/auth", "tag": tag})
+			p["target"].(map[string]any)["registry"] = map[string]any{"url": reg, "username": user, "password": pass}
+			r := ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, pass) {
+				t.Fatal("the registry password appears in the output")
+			}
+			if d := registryDigest(t, r.res.Images[0].Ref, remoteOpts(user, pass)...); d != r.res.Images[0].Digest {
+				t.Errorf("registry serves %s, result says %s", d, r.res.Images[0].Digest)
+			}
+
+			wrong := "wrong-" + pass
+			p["target"].(map[string]any)["registry"] = map[string]any{"url": reg, "username": user, "password": wrong}
+			p["target"].(map[string]any)["images"] = []map[string]any{{"image": "e2e/auth", "tag": tag + "-wrong"}}
+			r = ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
+			if r.code != 1 || r.res.Failed == nil {
+				t.Fatalf("wrong password: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if !strings.Contains(strings.ToLower(r.res.Failed.Error), "unauthorized") && !strings.Contains(strings.ToLower(r.res.Failed.Error), "denied") && !strings.Contains(r.res.Failed.Error, "401") {
+				t.Errorf("error does not say the credentials were refused: %s", r.res.Failed.Error)
+			}
+			if strings.Contains(r.stdout+r.stderr, wrong) || strings.Contains(r.stdout+r.stderr, pass) {
+				t.Fatal("a password appears in the output")
+			}
+		})
+	}
+}
+
+// TestBuildDryRun: nothing is pushed, the result says what would change.
+func TestBuildDryRun(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT", "IMAGEBUILDER_TEST_BUILDKIT")
+	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env["IMAGEBUILDER_TEST_BASE"] + "\n"})
+	tag := uniqueTag("dry")
+	r := ibBinary(t, t.TempDir(), request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
+		map[string]any{"image": "e2e/dry", "tag": tag, "base": env["IMAGEBUILDER_TEST_BASE_ALT"]}),
+		"build", "--dry-run", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"])
+	if r.code != 0 || !r.res.DryRun || !r.res.Changed || r.res.Images[0].Base == nil {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if d := registryDigest(t, r.res.Images[0].Ref); d != "" {
+		t.Fatalf("dry run pushed %s", d)
+	}
+	// After a real build, a dry run of the same request says nothing would change; with another
+	// build arg, it would.
+	p := request(repo, env["IMAGEBUILDER_TEST_REGISTRY"], map[string]any{"image": "e2e/dry", "tag": tag + "-built", "build_args": map[string]string{"X": "1"}})
+	if r := ibBinary(t, t.TempDir(), p, "build", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"]); r.code != 0 {
+		t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := ibBinary(t, t.TempDir(), p, "build", "--dry-run", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"]); r.code != 0 || r.res.Changed || r.res.Images[0].Digest == "" {
+		t.Fatalf("dry run of a built request: exit %d, changed %v\n%s", r.code, r.res.Changed, r.stdout)
+	}
+	p["target"].(map[string]any)["images"].([]map[string]any)[0]["build_args"] = map[string]string{"X": "2"}
+	if r := ibBinary(t, t.TempDir(), p, "build", "--dry-run", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"]); r.code != 0 || !r.res.Changed {
+		t.Fatalf("dry run with another build arg: exit %d, changed %v\n%s", r.code, r.res.Changed, r.stdout)
+	}
+
+	// A key that matches nothing fails before anything runs, listing what exists.
+	r = ibBinary(t, t.TempDir(), request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
+		map[string]any{"image": "e2e/dry", "tag": tag, "bases": map[string]string{"nosuchstage": "alpine"}}),
+		"build", "--dry-run", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"])
+	if r.code != 1 || r.res.Failed == nil || r.res.Failed.Step != result.StepInject || !strings.Contains(r.res.Failed.Error, "nosuchstage") {
+		t.Fatalf("unknown bases key: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestBuildBuildkitdKilled: killing buildkitd mid-build gives a clear error, a non-zero exit and
+// no leftover workspace. buildkitd is restarted afterwards.
+func TestBuildBuildkitdKilled(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BUILDKIT")
+	repo := gitRepo(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN sleep 60 # %d\n", env["IMAGEBUILDER_TEST_BASE"], time.Now().UnixNano())})
+	tmp := t.TempDir()
+	data, _ := json.Marshal(request(repo, env["IMAGEBUILDER_TEST_REGISTRY"], map[string]any{"image": "e2e/killed", "tag": uniqueTag("k")}))
+	cmd := exec.Command(binary(t), "build", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"], "--progress", "plain")
+	cmd.Stdin = bytes.NewReader(data)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.RestartBuildkitd(t) })
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(errb.String(), "sleep 60") && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	testenv.KillBuildkitd(t)
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("build succeeded with buildkitd killed\n%s", errb.String())
+	}
+	var res result.Result
+	if jerr := json.Unmarshal([]byte(out.String()), &res); jerr != nil || res.Failed == nil || res.Failed.Step != result.StepBuild {
+		t.Fatalf("no failure result: %v\n%s\n%s", jerr, out.String(), errb.String())
+	}
+	if !strings.Contains(res.Failed.Error, env["IMAGEBUILDER_TEST_BUILDKIT"]) {
+		t.Errorf("error does not name the endpoint: %s", res.Failed.Error)
+	}
+	noWorkspace(t, tmp)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

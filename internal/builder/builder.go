@@ -1,0 +1,389 @@
+// Package builder runs one image build on a BuildKit endpoint and puts the result into a
+// registry, addressed by digest only.
+//
+// Two drivers sit behind the [Builder] interface:
+//
+//   - buildkit: a buildkitd reached directly (unix://, tcp://, docker-container://, kube-pod://,
+//     ...). The Dockerfile frontend builds every platform in one solve and the image exporter
+//     pushes by digest; the digest comes from the exporter response.
+//   - docker: a Docker daemon's embedded BuildKit, reached through the Engine API (DialHijack on
+//     /grpc and /session). A daemon with the classic image store (Docker 20.10 and later without
+//     the containerd store) has no image exporter: each platform is built in its own solve,
+//     loaded into the daemon (exporter "moby"), exported with ImageSave and pushed by digest,
+//     and several platforms are joined by an OCI index pushed by digest.
+//
+// Either way a build never creates or moves a tag: the caller moves tags once every image of
+// a request is built.
+//
+// [Request], [Result] and [Info] are plain data so that a builder can later live in another
+// process (a plugin); the two function fields of Request are callbacks such a transport
+// serves over its back channel.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/moby/buildkit/client"
+)
+
+// Request describes one image build.
+type Request struct {
+	// ContextDir is the build context directory. BuildKit applies its .dockerignore.
+	ContextDir string `json:"context_dir"`
+	// Dockerfile is the absolute path of the Dockerfile; it may lie outside ContextDir.
+	Dockerfile string `json:"dockerfile"`
+	// Platforms to build, as os/arch[/variant]. Empty means the endpoint's native platform.
+	Platforms []string `json:"platforms,omitempty"`
+	// BuildArgs are the Dockerfile ARG values.
+	BuildArgs map[string]string `json:"build_args,omitempty"`
+	// Target is the stage to build; empty means the last stage.
+	Target string `json:"target,omitempty"`
+	// Labels are added to the image configuration.
+	Labels map[string]string `json:"labels,omitempty"`
+	// NoCache disables the build cache.
+	NoCache bool `json:"no_cache,omitempty"`
+	// Pull resolves base images from their registry even when cached.
+	Pull bool `json:"pull,omitempty"`
+	// Repository is where the image is pushed, e.g. "registry.example.com/team/app", without a
+	// tag or digest. The image is pushed by digest only: no tag is created or moved.
+	Repository string `json:"repository"`
+	// Insecure allows plain HTTP (and unverified TLS) for Repository's registry. Loopback
+	// registries are always reached over plain HTTP.
+	Insecure bool `json:"insecure,omitempty"`
+
+	// Credentials answers for a registry host (e.g. "registry.example.com:5000"; Docker Hub is
+	// asked as "index.docker.io"), both for pulls of base images and for the push. It returns
+	// ok=false for hosts it does not know, which then fall back to the Docker config and its
+	// credential helpers; nil means the Docker config for every host. An empty username with a
+	// secret is an identity (refresh) token. It may be called from several goroutines.
+	Credentials func(host string) (username, secret string, ok bool) `json:"-"`
+	// Progress receives BuildKit status events (and synthetic ones for pushes done outside
+	// BuildKit); it is called from one goroutine at a time and may be nil.
+	Progress func(*client.SolveStatus) `json:"-"`
+}
+
+// Result describes what a build put into the registry.
+type Result struct {
+	// Digest is what the registry serves at Repository@Digest: the manifest digest for one
+	// platform, the index digest for several.
+	Digest string `json:"digest"`
+	// Platforms are the platforms actually built, normalized (os/arch[/variant]).
+	Platforms []string `json:"platforms"`
+	// Endpoint names the endpoint that built the image, without credentials.
+	Endpoint string `json:"endpoint"`
+}
+
+// Info describes an endpoint.
+type Info struct {
+	// Kind is "docker" or "buildkit".
+	Kind Kind `json:"kind"`
+	// Endpoint names the endpoint, without credentials.
+	Endpoint string `json:"endpoint"`
+	// NativePlatform is the platform the endpoint builds when a request names none.
+	NativePlatform string `json:"native_platform"`
+	// Platforms are all platforms the endpoint's workers can run, native or emulated.
+	Platforms []string `json:"platforms"`
+	// MultiPlatform reports whether one solve builds and exports several platforms; when
+	// false the builder builds each platform in its own solve and assembles the index itself.
+	MultiPlatform bool `json:"multi_platform"`
+	// BuildKitVersion is the BuildKit version when the endpoint reports it (Docker daemons
+	// before 23 do not).
+	BuildKitVersion string `json:"buildkit_version,omitempty"`
+	// DaemonVersion and APIVersion describe a Docker daemon; APIVersion is the negotiated
+	// Engine API version.
+	DaemonVersion string `json:"daemon_version,omitempty"`
+	APIVersion    string `json:"api_version,omitempty"`
+	// HostNetwork reports whether RUN steps are forced onto the host network (a Docker daemon
+	// without a bridge network, or WithHostNetwork).
+	HostNetwork bool `json:"host_network,omitempty"`
+	// ContainerdStore reports a Docker daemon that keeps images in the containerd store.
+	ContainerdStore bool `json:"containerd_store,omitempty"`
+}
+
+// Builder runs image builds on one endpoint. It is safe for concurrent use.
+type Builder interface {
+	// Info describes the endpoint.
+	Info(ctx context.Context) (Info, error)
+	// Build builds req and pushes the result to req.Repository by digest.
+	Build(ctx context.Context, req Request) (*Result, error)
+	// Close releases the connection to the endpoint.
+	Close() error
+}
+
+// Step names the part of a build that failed.
+type Step string
+
+// Steps of a build, as reported by [Error].
+const (
+	StepConnect  Step = "connect"  // reaching the endpoint
+	StepValidate Step = "validate" // checking the request
+	StepBuild    Step = "build"    // the BuildKit solve (with the push, on a buildkit endpoint)
+	StepPush     Step = "push"     // exporting from the Docker daemon and pushing by digest
+	StepIndex    Step = "index"    // pushing the index that joins per-platform builds
+)
+
+// Error is the error of a failed build: it names the repository, the platforms, the endpoint
+// and the step. Callers that report failures per step use errors.As.
+type Error struct {
+	Step       Step
+	Repository string
+	Platforms  []string
+	Endpoint   string
+	// Vertex is the name of the build step that failed (e.g. "[2/3] RUN make"), when known.
+	Vertex string
+	// Output is the tail of that step's output, when known.
+	Output string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch e.Step {
+	case StepPush:
+		b.WriteString("pushing ")
+	case StepIndex:
+		b.WriteString("pushing the index of ")
+	case StepValidate:
+		b.WriteString("checking the build of ")
+	default:
+		b.WriteString("building ")
+	}
+	b.WriteString(e.Repository)
+	if len(e.Platforms) > 0 {
+		b.WriteString(" for ")
+		b.WriteString(strings.Join(e.Platforms, ","))
+	}
+	if e.Endpoint != "" {
+		b.WriteString(" on ")
+		b.WriteString(e.Endpoint)
+	}
+	if e.Vertex != "" {
+		fmt.Fprintf(&b, ": step %q", e.Vertex)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	if e.Output != "" {
+		b.WriteString("\noutput:\n")
+		b.WriteString(e.Output)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// at returns a copy of e for a failure of step with cause err.
+func (e Error) at(step Step, err error) *Error {
+	e.Step, e.Err = step, err
+	return &e
+}
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	tls         *TLSConfig
+	hostNetwork *bool
+	tempDir     string
+	getenv      func(string) string
+}
+
+// TLSConfig holds the TLS files for a tcp:// endpoint (buildkitd or Docker daemon).
+type TLSConfig struct {
+	// CACert is the CA bundle to verify the server; empty means the system roots.
+	CACert string
+	// Cert and Key are the client certificate and key; both or neither.
+	Cert, Key string
+	// ServerName overrides the name checked in the server certificate.
+	ServerName string
+}
+
+// WithTLS connects to a tcp:// endpoint with TLS.
+func WithTLS(cfg TLSConfig) Option {
+	return func(o *options) error {
+		if o.tls != nil {
+			return errors.New("TLS configured twice")
+		}
+		if (cfg.Cert == "") != (cfg.Key == "") {
+			return errors.New("TLS client certificate and key must be given together")
+		}
+		o.tls = &cfg
+		return nil
+	}
+}
+
+// WithHostNetwork forces RUN steps onto the host network (true) or leaves the network to the
+// endpoint (false). Without it a Docker daemon that has no "bridge" network gets the host
+// network, and a buildkitd decides itself. Host networking needs the network.host
+// entitlement: Docker daemons allow it by default, buildkitd only with
+// --allow-insecure-entitlement network.host.
+func WithHostNetwork(enabled bool) Option {
+	return func(o *options) error {
+		if o.hostNetwork != nil {
+			return errors.New("host network configured twice")
+		}
+		o.hostNetwork = &enabled
+		return nil
+	}
+}
+
+// WithTempDir sets where the docker driver stages images exported from the daemon before
+// pushing them (default: os.TempDir()). The files are removed after each push.
+func WithTempDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("empty temporary directory")
+		}
+		o.tempDir = dir
+		return nil
+	}
+}
+
+// WithGetenv replaces os.Getenv for reading DOCKER_HOST and BUILDKIT_HOST during endpoint
+// auto-detection.
+func WithGetenv(getenv func(string) string) Option {
+	return func(o *options) error {
+		if getenv == nil {
+			return errors.New("nil getenv")
+		}
+		o.getenv = getenv
+		return nil
+	}
+}
+
+// New connects to endpoint (see [ParseEndpoint]). The auto endpoint ("") pings the Docker
+// daemon at DOCKER_HOST (or the default socket) and uses it when it answers, else the
+// buildkitd at BUILDKIT_HOST.
+func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
+	o := options{getenv: os.Getenv}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("configuring builder: %w", err)
+		}
+	}
+	ep, err := ParseEndpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if ep.Kind == KindAuto {
+		ep, err = detect(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if o.tls != nil {
+		if scheme, _, _ := strings.Cut(ep.Address, "://"); scheme != "tcp" {
+			return nil, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", ep)
+		}
+	}
+	switch ep.Kind {
+	case KindDocker:
+		return newDocker(ctx, ep, o)
+	default:
+		return newBuildKit(ctx, ep, o)
+	}
+}
+
+// detect picks the Docker daemon when it answers, else BUILDKIT_HOST.
+func detect(ctx context.Context, o options) (Endpoint, error) {
+	dockerEP := Endpoint{Kind: KindDocker}
+	pingErr := pingDocker(ctx, dockerEP, o)
+	if pingErr == nil {
+		return dockerEP, nil
+	}
+	if bk := o.getenv("BUILDKIT_HOST"); bk != "" {
+		ep, err := ParseEndpoint(bk)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST: %w", err)
+		}
+		if ep.Kind != KindBuildKit {
+			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST %q is not a BuildKit address", ep)
+		}
+		return ep, nil
+	}
+	return Endpoint{}, fmt.Errorf("finding a builder: no Docker daemon answers at %s (%v) and BUILDKIT_HOST is not set", redactAddress(dockerHost(dockerEP, o)), pingErr)
+}
+
+// normalizedRequest is a validated request with its derived values.
+type normalizedRequest struct {
+	Request
+	repo      name.Repository
+	platforms []string // normalized; empty means native
+}
+
+func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
+	fail := func(err error) (*normalizedRequest, error) {
+		return nil, &Error{Step: StepValidate, Repository: req.Repository, Platforms: req.Platforms, Endpoint: b.endpoint.String(), Err: err}
+	}
+	if req.Repository == "" {
+		return fail(errors.New("no repository"))
+	}
+	var nameOpts []name.Option
+	if req.Insecure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	repo, err := name.NewRepository(req.Repository, append(nameOpts, name.StrictValidation)...)
+	if err != nil {
+		return fail(fmt.Errorf("repository %q must be a repository name without tag or digest: %w", req.Repository, err))
+	}
+	if req.ContextDir == "" {
+		return fail(errors.New("no build context directory"))
+	}
+	if fi, err := os.Stat(req.ContextDir); err != nil {
+		return fail(fmt.Errorf("build context: %w", err))
+	} else if !fi.IsDir() {
+		return fail(fmt.Errorf("build context %q is not a directory", req.ContextDir))
+	}
+	if !filepath.IsAbs(req.Dockerfile) {
+		return fail(fmt.Errorf("dockerfile path %q is not absolute", req.Dockerfile))
+	}
+	if fi, err := os.Stat(req.Dockerfile); err != nil {
+		return fail(fmt.Errorf("dockerfile: %w", err))
+	} else if fi.IsDir() {
+		return fail(fmt.Errorf("dockerfile %q is a directory", req.Dockerfile))
+	}
+	for k := range req.BuildArgs {
+		if k == "" {
+			return fail(errors.New("build argument with an empty name"))
+		}
+	}
+	for k := range req.Labels {
+		if k == "" {
+			return fail(errors.New("label with an empty name"))
+		}
+	}
+	plats, err := normalizePlatforms(req.Platforms)
+	if err != nil {
+		return fail(err)
+	}
+	return &normalizedRequest{Request: req, repo: repo, platforms: plats}, nil
+}
+
+// normalizePlatforms parses, normalizes and de-duplicates platforms, keeping their order.
+func normalizePlatforms(in []string) ([]string, error) {
+	var out []string
+	for _, s := range in {
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("platform %q: %w", s, err)
+		}
+		f := platforms.Format(platforms.Normalize(p))
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// baseBuilder holds what both drivers share.
+type baseBuilder struct {
+	endpoint Endpoint
+	opts     options
+}

@@ -1,0 +1,629 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session/auth"
+	digest "github.com/opencontainers/go-digest"
+)
+
+func TestParseEndpoint(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Endpoint
+		str     string
+		wantErr string
+	}{
+		{in: "", want: Endpoint{Kind: KindAuto}, str: "auto"},
+		{in: "  ", want: Endpoint{Kind: KindAuto}, str: "auto"},
+		{in: "docker", want: Endpoint{Kind: KindDocker}, str: "docker"},
+		{in: "docker+unix:///var/run/docker.sock", want: Endpoint{Kind: KindDocker, Address: "unix:///var/run/docker.sock"}, str: "docker+unix:///var/run/docker.sock"},
+		{in: "docker+tcp://10.0.0.1:2376", want: Endpoint{Kind: KindDocker, Address: "tcp://10.0.0.1:2376"}, str: "docker+tcp://10.0.0.1:2376"},
+		{in: "unix:///run/buildkit/buildkitd.sock", want: Endpoint{Kind: KindBuildKit, Address: "unix:///run/buildkit/buildkitd.sock"}, str: "unix:///run/buildkit/buildkitd.sock"},
+		{in: "tcp://buildkitd:1234", want: Endpoint{Kind: KindBuildKit, Address: "tcp://buildkitd:1234"}, str: "tcp://buildkitd:1234"},
+		{in: "tcp://user:hunter2@buildkitd:1234", want: Endpoint{Kind: KindBuildKit, Address: "tcp://user:hunter2@buildkitd:1234"}, str: "tcp://buildkitd:1234"},
+		{in: "docker-container://buildkitd", want: Endpoint{Kind: KindBuildKit, Address: "docker-container://buildkitd"}, str: "docker-container://buildkitd"},
+		{in: "kube-pod://buildkitd-0?namespace=ci", want: Endpoint{Kind: KindBuildKit, Address: "kube-pod://buildkitd-0?namespace=ci"}, str: "kube-pod://buildkitd-0?namespace=ci"},
+		{in: "podman-container://buildkitd", want: Endpoint{Kind: KindBuildKit, Address: "podman-container://buildkitd"}, str: "podman-container://buildkitd"},
+		{in: "ssh://me@host", want: Endpoint{Kind: KindBuildKit, Address: "ssh://me@host"}, str: "ssh://host"},
+		{in: "docker+ssh://host", wantErr: "unsupported Docker daemon scheme"},
+		{in: "docker+", wantErr: "missing scheme"},
+		{in: "docker+unix://", wantErr: "missing socket path"},
+		{in: "http://buildkitd:1234", wantErr: `unsupported scheme "http"`},
+		{in: "buildkitd:1234", wantErr: "unsupported scheme"},
+		{in: "/run/buildkit/buildkitd.sock", wantErr: "missing scheme"},
+		{in: "tcp://", wantErr: "missing host"},
+		{in: "tcp://u:sekrit@%zz", wantErr: "not a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseEndpoint(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseEndpoint(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "sekrit") {
+					t.Errorf("error leaks the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseEndpoint(%q): %v", tt.in, err)
+			}
+			if got != tt.want {
+				t.Errorf("ParseEndpoint(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+			if got.String() != tt.str {
+				t.Errorf("String() = %q, want %q", got.String(), tt.str)
+			}
+		})
+	}
+}
+
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ep, err := ParseEndpoint(s)
+		if err != nil {
+			return
+		}
+		str := ep.String()
+		// A parsed endpoint's display form parses to the same kind, and never holds a password.
+		if ep.Kind != KindAuto {
+			again, err := ParseEndpoint(str)
+			if err != nil {
+				t.Fatalf("String() %q of %q does not parse: %v", str, s, err)
+			}
+			if again.Kind != ep.Kind {
+				t.Fatalf("kind changed: %q -> %q", ep.Kind, again.Kind)
+			}
+		}
+		if u, err := url.Parse(s); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(str, ":"+pw+"@") {
+				t.Fatalf("String() %q keeps the password of %q", str, s)
+			}
+		}
+	})
+}
+
+func TestNormalizePlatforms(t *testing.T) {
+	tests := []struct {
+		in      []string
+		want    []string
+		wantErr bool
+	}{
+		{in: nil, want: nil},
+		{in: []string{"linux/amd64"}, want: []string{"linux/amd64"}},
+		{in: []string{"linux/arm64/v8", "linux/aarch64", "linux/arm64"}, want: []string{"linux/arm64"}},
+		{in: []string{"linux/arm64", "linux/amd64"}, want: []string{"linux/arm64", "linux/amd64"}},
+		{in: []string{"linux/arm"}, want: []string{"linux/arm/v7"}},
+		{in: []string{"linux/x86_64"}, want: []string{"linux/amd64"}},
+		{in: []string{"linux/amd64/v2"}, want: []string{"linux/amd64/v2"}},
+		{in: []string{"not a platform!"}, wantErr: true},
+		{in: []string{"linux/amd64", ""}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.in, ","), func(t *testing.T) {
+			got, err := normalizePlatforms(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFrontendAttrs(t *testing.T) {
+	base := Request{Dockerfile: "/work/docker/Build.Dockerfile"}
+	tests := []struct {
+		name        string
+		req         Request
+		plats       []string
+		hostNetwork bool
+		want        map[string]string
+	}{
+		{
+			name: "minimal",
+			req:  base,
+			want: map[string]string{"filename": "Build.Dockerfile"},
+		},
+		{
+			name:  "platforms",
+			req:   base,
+			plats: []string{"linux/amd64", "linux/arm64"},
+			want:  map[string]string{"filename": "Build.Dockerfile", "platform": "linux/amd64,linux/arm64"},
+		},
+		{
+			name: "everything",
+			req: Request{
+				Dockerfile: "/d/Dockerfile",
+				BuildArgs:  map[string]string{"BASE": "busybox", "EMPTY": ""},
+				Labels:     map[string]string{"org.opencontainers.image.revision": "abc"},
+				Target:     "final",
+				NoCache:    true,
+				Pull:       true,
+			},
+			plats:       []string{"linux/arm64"},
+			hostNetwork: true,
+			want: map[string]string{
+				"filename":        "Dockerfile",
+				"platform":        "linux/arm64",
+				"build-arg:BASE":  "busybox",
+				"build-arg:EMPTY": "",
+				"label:org.opencontainers.image.revision": "abc",
+				"target":             "final",
+				"no-cache":           "",
+				"image-resolve-mode": "pull",
+				"force-network-mode": "host",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := frontendAttrs(&normalizedRequest{Request: tt.req}, tt.plats, tt.hostNetwork)
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSolveOptEntitlements(t *testing.T) {
+	dir := t.TempDir()
+	df := filepath.Join(dir, "Dockerfile")
+	if err := os.WriteFile(df, []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nr := &normalizedRequest{Request: Request{ContextDir: dir, Dockerfile: df}}
+	for _, host := range []bool{false, true} {
+		opt, err := solveOpt(nr, nil, host, nil, newCredentials(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(opt.AllowedEntitlements, "network.host"); got != host {
+			t.Errorf("hostNetwork=%v: entitlements %v", host, opt.AllowedEntitlements)
+		}
+		if opt.Frontend != "dockerfile.v0" || len(opt.LocalMounts) != 2 || len(opt.Session) != 1 {
+			t.Errorf("solve options: %+v", opt)
+		}
+	}
+	if _, err := solveOpt(&normalizedRequest{Request: Request{ContextDir: filepath.Join(dir, "missing"), Dockerfile: df}}, nil, false, nil, newCredentials(nil)); err == nil {
+		t.Error("missing context accepted")
+	}
+}
+
+func TestImageExportAttrs(t *testing.T) {
+	tests := []struct {
+		repo     string
+		insecure bool
+		want     string // registry.insecure value, "" for absent
+	}{
+		{repo: "127.0.0.1:5000/team/app", want: "true"},
+		{repo: "localhost:5000/app", want: "true"},
+		{repo: "registry.example.com/app", want: ""},
+		{repo: "registry.example.com/app", insecure: true, want: "true"},
+	}
+	for _, tt := range tests {
+		repo, err := name.NewRepository(tt.repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := imageExportAttrs(&normalizedRequest{Request: Request{Insecure: tt.insecure}, repo: repo})
+		if got["name"] != tt.repo || got["push"] != "true" || got["push-by-digest"] != "true" || got["oci-mediatypes"] != "true" {
+			t.Errorf("%s: %v", tt.repo, got)
+		}
+		if got["registry.insecure"] != tt.want {
+			t.Errorf("%s insecure=%v: registry.insecure=%q, want %q", tt.repo, tt.insecure, got["registry.insecure"], tt.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	df := filepath.Join(dir, "Dockerfile")
+	if err := os.WriteFile(df, []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := Request{ContextDir: dir, Dockerfile: df, Repository: "127.0.0.1:5000/team/app", Platforms: []string{"linux/arm64/v8", "linux/amd64"}}
+	tests := []struct {
+		name    string
+		mutate  func(*Request)
+		wantErr string
+	}{
+		{name: "ok", mutate: func(*Request) {}},
+		{name: "no repository", mutate: func(r *Request) { r.Repository = "" }, wantErr: "no repository"},
+		{name: "tagged repository", mutate: func(r *Request) { r.Repository += ":v1" }, wantErr: "without tag or digest"},
+		{name: "upper case", mutate: func(r *Request) { r.Repository = "127.0.0.1:5000/Team" }, wantErr: "repository"},
+		{name: "no context", mutate: func(r *Request) { r.ContextDir = "" }, wantErr: "no build context"},
+		{name: "missing context", mutate: func(r *Request) { r.ContextDir = filepath.Join(dir, "nope") }, wantErr: "build context"},
+		{name: "context is a file", mutate: func(r *Request) { r.ContextDir = df }, wantErr: "not a directory"},
+		{name: "relative dockerfile", mutate: func(r *Request) { r.Dockerfile = "Dockerfile" }, wantErr: "not absolute"},
+		{name: "missing dockerfile", mutate: func(r *Request) { r.Dockerfile = filepath.Join(dir, "nope") }, wantErr: "dockerfile"},
+		{name: "dockerfile is a dir", mutate: func(r *Request) { r.Dockerfile = dir }, wantErr: "is a directory"},
+		{name: "bad platform", mutate: func(r *Request) { r.Platforms = []string{"linux/amd64/v2/x/y"} }, wantErr: "platform"},
+		{name: "empty build arg", mutate: func(r *Request) { r.BuildArgs = map[string]string{"": "x"} }, wantErr: "build argument"},
+		{name: "empty label", mutate: func(r *Request) { r.Labels = map[string]string{"": "x"} }, wantErr: "label"},
+	}
+	b := &baseBuilder{endpoint: Endpoint{Kind: KindBuildKit, Address: "unix:///x.sock"}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := ok
+			tt.mutate(&req)
+			nr, err := b.validate(req)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(nr.platforms, []string{"linux/arm64", "linux/amd64"}) {
+					t.Errorf("platforms = %v", nr.platforms)
+				}
+				return
+			}
+			var be *Error
+			if !errors.As(err, &be) || be.Step != StepValidate {
+				t.Fatalf("error = %#v, want a validate *Error", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "unix:///x.sock") {
+				t.Errorf("error %q lacks %q or the endpoint", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	cause := errors.New("exit code: 1")
+	tests := []struct {
+		err  *Error
+		want string
+	}{
+		{
+			err:  &Error{Step: StepBuild, Repository: "r/x", Platforms: []string{"linux/arm64"}, Endpoint: "unix:///b.sock", Err: cause},
+			want: "building r/x for linux/arm64 on unix:///b.sock: exit code: 1",
+		},
+		{
+			err:  &Error{Step: StepBuild, Repository: "r/x", Platforms: []string{"linux/amd64", "linux/arm64"}, Endpoint: "docker", Vertex: "[2/2] RUN false", Output: "boom", Err: cause},
+			want: "building r/x for linux/amd64,linux/arm64 on docker: step \"[2/2] RUN false\": exit code: 1\noutput:\nboom",
+		},
+		{
+			err:  &Error{Step: StepPush, Repository: "r/x", Endpoint: "docker", Err: cause},
+			want: "pushing r/x on docker: exit code: 1",
+		},
+		{
+			err:  &Error{Step: StepIndex, Repository: "r/x", Err: cause},
+			want: "pushing the index of r/x: exit code: 1",
+		},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("got  %q\nwant %q", got, tt.want)
+		}
+		if !errors.Is(tt.err, cause) {
+			t.Error("Unwrap lost the cause")
+		}
+	}
+}
+
+func TestFailureTracker(t *testing.T) {
+	run, other := digest.FromString("run"), digest.FromString("other")
+	f := newFailureTracker()
+	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[2/2] RUN make"}, {Digest: other, Name: "[1/2] FROM x"}}})
+	var lines strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&lines, "line %d\n", i)
+	}
+	f.observe(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte(lines.String())}, {Vertex: other, Data: []byte("unrelated\n")}}})
+	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: other, Error: "context canceled"}}})
+	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Error: "exit code: 2"}}})
+	vertex, output := f.describe()
+	if vertex != "[2/2] RUN make" {
+		t.Errorf("vertex = %q", vertex)
+	}
+	got := strings.Split(output, "\n")
+	if len(got) != outputTailLines || got[0] != "line 10" || got[len(got)-1] != "line 29" {
+		t.Errorf("output tail = %q", output)
+	}
+	if v, o := newFailureTracker().describe(); v != "" || o != "" {
+		t.Errorf("empty tracker describes %q %q", v, o)
+	}
+}
+
+func TestTail(t *testing.T) {
+	long := strings.Repeat("x", outputTailBytes) + "\nlast\n"
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"one\n", "one"},
+		{"a\nb\n\n", "a\nb"},
+		{long, "last"},
+	}
+	for _, tt := range tests {
+		if got := tail([]byte(tt.in)); got != tt.want {
+			t.Errorf("tail(%.20q) = %.40q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:5000":       true,
+		"127.0.0.1":            true,
+		"localhost:5000":       true,
+		"LOCALHOST":            true,
+		"[::1]:5000":           true,
+		"::1":                  true,
+		"10.0.0.1:5000":        false,
+		"registry.example.com": false,
+		"example.com:443":      false,
+	} {
+		if got := isLoopback(host); got != want {
+			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// fakeKeychain answers one host with fixed credentials.
+type fakeKeychain struct {
+	host string
+	cfg  authn.AuthConfig
+	err  error
+	seen []string
+}
+
+func (k *fakeKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	k.seen = append(k.seen, r.RegistryStr())
+	if k.err != nil {
+		return nil, k.err
+	}
+	if r.RegistryStr() == k.host {
+		return authn.FromConfig(k.cfg), nil
+	}
+	return authn.Anonymous, nil
+}
+
+func TestCredentials(t *testing.T) {
+	fn := func(host string) (string, string, bool) {
+		switch host {
+		case "own.example.com":
+			return "me", "pw", true
+		case "token.example.com":
+			return "", "refresh-token", true
+		case name.DefaultRegistry:
+			return "hubuser", "hubpw", true
+		}
+		return "", "", false
+	}
+	fallback := &fakeKeychain{host: "config.example.com", cfg: authn.AuthConfig{Auth: "Y2ZnOmNmZ3B3"}} // cfg:cfgpw
+	c := &credentials{fn: fn, fallback: fallback}
+	tests := []struct {
+		host, user, secret string
+	}{
+		{"own.example.com", "me", "pw"},
+		{"token.example.com", "", "refresh-token"},
+		{"registry-1.docker.io", "hubuser", "hubpw"},
+		{"config.example.com", "cfg", "cfgpw"},
+		{"anon.example.com", "", ""},
+	}
+	for _, tt := range tests {
+		user, secret, err := c.lookup(context.Background(), tt.host)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.host, err)
+		}
+		if user != tt.user || secret != tt.secret {
+			t.Errorf("%s: got %q/%q, want %q/%q", tt.host, user, secret, tt.user, tt.secret)
+		}
+	}
+	if slices.Contains(fallback.seen, "own.example.com") {
+		t.Error("the fallback keychain was asked for a host the callback answered")
+	}
+
+	// The session server answers the same way and never puts secrets in errors.
+	s := &authServer{creds: c}
+	resp, err := s.Credentials(context.Background(), &auth.CredentialsRequest{Host: "own.example.com"})
+	if err != nil || resp.Username != "me" || resp.Secret != "pw" {
+		t.Errorf("Credentials = %+v, %v", resp, err)
+	}
+	broken := &authServer{creds: &credentials{fallback: &fakeKeychain{err: errors.New("helper crashed")}}}
+	if _, err := broken.Credentials(context.Background(), &auth.CredentialsRequest{Host: "x.example.com"}); err == nil || !strings.Contains(err.Error(), "x.example.com") {
+		t.Errorf("broken keychain error = %v", err)
+	}
+	// Unimplemented token methods make BuildKit fall back to Credentials.
+	if _, err := s.GetTokenAuthority(context.Background(), &auth.GetTokenAuthorityRequest{Host: "own.example.com"}); err == nil {
+		t.Error("GetTokenAuthority is implemented; BuildKit would expect FetchToken")
+	}
+}
+
+func TestNewOptions(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		endpoint string
+		opts     []Option
+		wantErr  string
+	}{
+		{name: "tls twice", endpoint: "tcp://h:1", opts: []Option{WithTLS(TLSConfig{}), WithTLS(TLSConfig{})}, wantErr: "twice"},
+		{name: "cert without key", endpoint: "tcp://h:1", opts: []Option{WithTLS(TLSConfig{Cert: "c.pem"})}, wantErr: "together"},
+		{name: "tls on unix", endpoint: "unix:///x.sock", opts: []Option{WithTLS(TLSConfig{})}, wantErr: "tcp://"},
+		{name: "host network twice", endpoint: "unix:///x.sock", opts: []Option{WithHostNetwork(true), WithHostNetwork(false)}, wantErr: "twice"},
+		{name: "empty temp dir", endpoint: "unix:///x.sock", opts: []Option{WithTempDir("")}, wantErr: "temporary"},
+		{name: "bad endpoint", endpoint: "http://x", wantErr: "unsupported scheme"},
+		{name: "buildkit", endpoint: "unix:///x.sock"},
+		{name: "docker", endpoint: "docker+unix:///x.sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := New(ctx, tt.endpoint, tt.opts...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		})
+	}
+}
+
+func TestDetect(t *testing.T) {
+	dir := t.TempDir()
+	env := func(m map[string]string) Option {
+		return WithGetenv(func(k string) string { return m[k] })
+	}
+	noDocker := "unix://" + filepath.Join(dir, "docker.sock")
+
+	t.Run("falls back to BUILDKIT_HOST", func(t *testing.T) {
+		o := options{}
+		if err := env(map[string]string{"DOCKER_HOST": noDocker, "BUILDKIT_HOST": "tcp://bk:1234"})(&o); err != nil {
+			t.Fatal(err)
+		}
+		ep, err := detect(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep != (Endpoint{Kind: KindBuildKit, Address: "tcp://bk:1234"}) {
+			t.Errorf("detected %+v", ep)
+		}
+	})
+	t.Run("nothing answers", func(t *testing.T) {
+		o := options{}
+		if err := env(map[string]string{"DOCKER_HOST": noDocker})(&o); err != nil {
+			t.Fatal(err)
+		}
+		_, err := detect(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST is not set") || !strings.Contains(err.Error(), noDocker) {
+			t.Errorf("error = %v", err)
+		}
+	})
+	t.Run("bad BUILDKIT_HOST", func(t *testing.T) {
+		o := options{}
+		if err := env(map[string]string{"DOCKER_HOST": noDocker, "BUILDKIT_HOST": "docker"})(&o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := detect(context.Background(), o); err == nil {
+			t.Error("a docker endpoint in BUILDKIT_HOST was accepted")
+		}
+	})
+}
+
+func TestPushIndexAndOCI(t *testing.T) {
+	srv := httptest.NewServer(registry.New())
+	defer srv.Close()
+	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := &credentials{}
+	var pushed []pushedImage
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		src, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := toOCI(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON {
+			t.Errorf("media types %s / %s", m.MediaType, m.Config.MediaType)
+		}
+		for _, l := range m.Layers {
+			if l.MediaType != types.OCILayer {
+				t.Errorf("layer media type %s", l.MediaType)
+			}
+		}
+		srcCfg, _ := src.ConfigFile()
+		cfg, _ := img.ConfigFile()
+		if !slices.Equal(srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs) || len(cfg.History) != len(srcCfg.History) {
+			t.Errorf("diff IDs or history changed: %v -> %v", srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs)
+		}
+		desc, err := describe(img, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(repo.Digest(desc.Digest.String()), img); err != nil {
+			t.Fatal(err)
+		}
+		pushed = append(pushed, pushedImage{desc: desc})
+	}
+	dgst, err := pushIndex(context.Background(), repo, pushed, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := repo.Digest(dgst.String())
+	desc, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest != dgst || desc.MediaType != types.OCIImageIndex {
+		t.Errorf("registry serves %s %s, want %s index", desc.Digest, desc.MediaType, dgst)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plats []string
+	for i, m := range im.Manifests {
+		plats = append(plats, m.Platform.OS+"/"+m.Platform.Architecture)
+		if m.Digest != pushed[i].desc.Digest || m.ArtifactType != "" {
+			t.Errorf("entry %d: %+v", i, m)
+		}
+		if _, err := idx.Image(m.Digest); err != nil {
+			t.Errorf("entry %d not served: %v", i, err)
+		}
+	}
+	if !slices.Equal(plats, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("platforms %v", plats)
+	}
+	tags, err := remote.List(repo)
+	if err == nil && len(tags) > 0 {
+		t.Errorf("tags %v created", tags)
+	}
+}
+
+func TestProgressStep(t *testing.T) {
+	var got []*client.SolveStatus
+	sink := &progressSink{fn: func(s *client.SolveStatus) { got = append(got, s) }}
+	sink.step("pushing x")(errors.New("denied"))
+	if len(got) != 2 {
+		t.Fatalf("%d events", len(got))
+	}
+	start, end := got[0].Vertexes[0], got[1].Vertexes[0]
+	if start.Digest != end.Digest || start.Name != "pushing x" || start.Started == nil || start.Completed != nil {
+		t.Errorf("start %+v", start)
+	}
+	if end.Completed == nil || end.Error != "denied" {
+		t.Errorf("end %+v", end)
+	}
+	var nilSink *progressSink
+	nilSink.step("x")(nil) // no callback: no panic
+}

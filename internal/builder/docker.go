@@ -1,0 +1,276 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	dockerclient "github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	// mobyExporter loads the result into the daemon's image store. Daemons with the classic
+	// store (20.10 and later without the containerd store) know only moby, local and tar.
+	mobyExporter = "moby"
+	// snapshotterLabel is set on the worker of daemons that use the containerd image store.
+	snapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
+	// tempImageName is the repository of the temporary local tag a build gets in the daemon.
+	tempImageName = "imagebuilder-build"
+	// pingTimeout bounds the Docker daemon probe of endpoint auto-detection.
+	pingTimeout = 3 * time.Second
+	// cleanupTimeout bounds removing the temporary tag after a (possibly cancelled) build.
+	cleanupTimeout = 30 * time.Second
+)
+
+var (
+	_ Builder = (*dockerBuilder)(nil)
+	_ Builder = (*buildkitBuilder)(nil)
+)
+
+// dockerBuilder drives a Docker daemon's embedded BuildKit through the Engine API.
+type dockerBuilder struct {
+	baseBuilder
+	docker *dockerclient.Client
+	c      *client.Client
+
+	mu          sync.Mutex
+	hostNetwork *bool // detected once; nil until then
+}
+
+// dockerHost is the daemon address of a docker endpoint: its own, else DOCKER_HOST, else the
+// platform's default socket.
+func dockerHost(ep Endpoint, o options) string {
+	if ep.Address != "" {
+		return ep.Address
+	}
+	if h := o.getenv(dockerclient.EnvOverrideHost); h != "" {
+		return h
+	}
+	return dockerclient.DefaultDockerHost
+}
+
+func dockerClientOpts(ep Endpoint, o options) []dockerclient.Opt {
+	opts := []dockerclient.Opt{dockerclient.WithHost(dockerHost(ep, o))}
+	switch {
+	case ep.Address == "":
+		// Like the docker CLI: DOCKER_CERT_PATH/DOCKER_TLS_VERIFY and DOCKER_API_VERSION.
+		opts = append(opts, dockerclient.WithTLSClientConfigFromEnv(), dockerclient.WithAPIVersionFromEnv())
+	case o.tls != nil:
+		opts = append(opts, dockerclient.WithTLSClientConfig(o.tls.CACert, o.tls.Cert, o.tls.Key))
+	}
+	return opts
+}
+
+// pingDocker reports whether a Docker daemon answers at ep.
+func pingDocker(ctx context.Context, ep Endpoint, o options) error {
+	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	_, err = dc.Ping(ctx, dockerclient.PingOptions{})
+	return err
+}
+
+func newDocker(ctx context.Context, ep Endpoint, o options) (*dockerBuilder, error) {
+	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+	if err != nil {
+		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("configuring the Docker client: %w", err)}
+	}
+	// The API version is negotiated on the first request (moby/moby/client supports API
+	// 1.40 and later; Debian's 20.10 speaks 1.41). The hijacked /grpc and /session
+	// endpoints are unversioned.
+	c, err := client.New(ctx, "",
+		client.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return dc.DialHijack(ctx, "/grpc", "h2c", nil)
+		}),
+		client.WithSessionDialer(func(ctx context.Context, proto string, meta map[string][]string) (net.Conn, error) {
+			return dc.DialHijack(ctx, "/session", proto, meta)
+		}),
+	)
+	if err != nil {
+		dc.Close()
+		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("connecting to the daemon's BuildKit: %w", err)}
+	}
+	// Name the daemon by its address in results and errors, also when it came from DOCKER_HOST.
+	shown := Endpoint{Kind: KindDocker, Address: dockerHost(ep, o)}
+	return &dockerBuilder{baseBuilder: baseBuilder{endpoint: shown, opts: o}, docker: dc, c: c}, nil
+}
+
+func (b *dockerBuilder) Close() error {
+	return errors.Join(b.c.Close(), b.docker.Close())
+}
+
+// useHostNetwork decides whether RUN steps need the host network: WithHostNetwork wins;
+// otherwise a daemon without a "bridge" network (dockerd --bridge=none) cannot give build
+// containers their default network ("network bridge not found"), so they get the host's.
+func (b *dockerBuilder) useHostNetwork(ctx context.Context) (bool, error) {
+	if b.opts.hostNetwork != nil {
+		return *b.opts.hostNetwork, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hostNetwork != nil {
+		return *b.hostNetwork, nil
+	}
+	nets, err := b.docker.NetworkList(ctx, dockerclient.NetworkListOptions{
+		Filters: make(dockerclient.Filters).Add("name", "bridge"),
+	})
+	if err != nil {
+		return false, fmt.Errorf("listing the daemon's networks: %w", err)
+	}
+	host := true
+	for _, n := range nets.Items {
+		if n.Name == "bridge" {
+			host = false
+		}
+	}
+	b.hostNetwork = &host
+	return host, nil
+}
+
+func (b *dockerBuilder) Info(ctx context.Context) (Info, error) {
+	v, err := b.docker.ServerVersion(ctx, dockerclient.ServerVersionOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("describing %s: %w", b.endpoint, err)
+	}
+	native, all, labels, err := workerPlatforms(ctx, b.c)
+	if err != nil {
+		return Info{}, fmt.Errorf("describing %s: %w", b.endpoint, err)
+	}
+	host, err := b.useHostNetwork(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("describing %s: %w", b.endpoint, err)
+	}
+	info := Info{
+		Kind:           KindDocker,
+		Endpoint:       b.endpoint.String(),
+		NativePlatform: native,
+		Platforms:      all,
+		// Each platform gets its own solve: the moby exporter of a classic image store holds
+		// one platform per image, and no daemon pushes by digest.
+		MultiPlatform: false,
+		DaemonVersion: v.Version,
+		APIVersion:    b.docker.ClientVersion(),
+		HostNetwork:   host,
+	}
+	if _, ok := labels[snapshotterLabel]; ok {
+		info.ContainerdStore = true
+	}
+	if bi, err := b.c.Info(ctx); err == nil { // Unimplemented before BuildKit 0.11 (Docker 23)
+		info.BuildKitVersion = bi.BuildkitVersion.Version
+	}
+	return info, nil
+}
+
+func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error) {
+	nr, err := b.validate(req)
+	if err != nil {
+		return nil, err
+	}
+	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
+	plats := nr.platforms
+	if len(plats) == 0 {
+		native, _, _, err := workerPlatforms(ctx, b.c)
+		if err != nil {
+			return nil, errInfo.at(StepConnect, err)
+		}
+		plats = []string{native}
+		errInfo.Platforms = plats
+	}
+	host, err := b.useHostNetwork(ctx)
+	if err != nil {
+		return nil, errInfo.at(StepConnect, err)
+	}
+	creds := newCredentials(req.Credentials)
+	sink := &progressSink{fn: req.Progress}
+
+	pushed := make([]pushedImage, len(plats))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range plats {
+		g.Go(func() error {
+			img, err := b.buildOne(gctx, nr, p, host, creds, sink)
+			if err != nil {
+				return err
+			}
+			pushed[i] = img
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	res := &Result{Platforms: plats, Endpoint: b.endpoint.String()}
+	if len(pushed) == 1 {
+		res.Digest = pushed[0].desc.Digest.String()
+		return res, nil
+	}
+	done := sink.step(fmt.Sprintf("[imagebuilder] pushing index %s", nr.repo))
+	dgst, err := pushIndex(ctx, nr.repo, pushed, creds)
+	done(err)
+	if err != nil {
+		return nil, errInfo.at(StepIndex, err)
+	}
+	res.Digest = dgst.String()
+	return res, nil
+}
+
+// buildOne builds one platform into the daemon under a temporary tag, pushes it by digest
+// and removes the tag.
+func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, creds *credentials, sink *progressSink) (pushedImage, error) {
+	errInfo := Error{Repository: nr.repo.String(), Platforms: []string{platform}, Endpoint: b.endpoint.String()}
+	tmp, err := tempTag()
+	if err != nil {
+		return pushedImage{}, errInfo.at(StepBuild, err)
+	}
+	exports := []client.ExportEntry{{Type: mobyExporter, Attrs: map[string]string{"name": tmp}}}
+	opt, err := solveOpt(nr, []string{platform}, host, exports, creds)
+	if err != nil {
+		return pushedImage{}, errInfo.at(StepValidate, err)
+	}
+	resp, err := solve(ctx, b.c, opt, sink, errInfo, false)
+	// The exporter may have tagged the image even when the solve failed late.
+	defer b.removeTag(ctx, tmp)
+	if err != nil {
+		return pushedImage{}, err
+	}
+	id := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	if id == "" {
+		return pushedImage{}, errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
+	}
+	done := sink.step(fmt.Sprintf("[imagebuilder] pushing %s for %s", nr.repo, platform))
+	img, err := pushFromDaemon(ctx, b.docker, id, nr.repo, platform, creds, b.opts.tempDir)
+	done(err)
+	if err != nil {
+		return pushedImage{}, errInfo.at(StepPush, err)
+	}
+	return img, nil
+}
+
+// removeTag drops a build's temporary tag (and with it the image, unless another tag holds
+// it); it runs even when ctx is cancelled.
+func (b *dockerBuilder) removeTag(ctx context.Context, tag string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	// A missing tag (the solve failed before exporting) is not an error worth reporting.
+	_, _ = b.docker.ImageRemove(ctx, tag, dockerclient.ImageRemoveOptions{PruneChildren: true})
+}
+
+// tempTag returns a unique local image name for one build.
+func tempTag() (string, error) {
+	var buf [8]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return "", fmt.Errorf("generating a temporary tag: %w", err)
+	}
+	return tempImageName + ":" + hex.EncodeToString(buf[:]), nil
+}

@@ -1,0 +1,551 @@
+// Package pipeline runs one build request: params -> source -> base injection -> build and push
+// by digest -> tag moves, and returns the facts. It is the one place that knows the order of the
+// steps; each step is a small method on the run state, and every front end (CLI, Ansible module,
+// TOSCA playbook through the module) calls Run.
+//
+// Publishing is all-or-nothing: every image of the request is built and pushed by digest first;
+// only when all of them succeeded do the tags move. If any image fails, no tag of the request
+// moves. If moving the tags itself fails half-way, the tags already moved are put back where they
+// were.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/dockerfile"
+	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/result"
+	"github.com/imagebuilder/imagebuilder/internal/source"
+)
+
+// Options control a run. The zero value builds for real on the default endpoint.
+type Options struct {
+	// Endpoint overrides the params' builder.endpoint ("" keeps it; both empty: auto).
+	Endpoint string
+	// DryRun resolves and checks everything that can be checked without side effects — the
+	// source is reachable and the version exists, the Dockerfile parses, injection applies, the
+	// builder answers, the registry answers and accepts the credentials, where each tag points —
+	// and builds and pushes nothing.
+	DryRun bool
+	// Progress receives BuildKit status events to render (nil: discarded).
+	Progress func(*client.SolveStatus)
+	// Log receives one line per step ("fetching source ...") for humans (nil: discarded).
+	Log func(string)
+	// TempDir is where the workspace is created (default: os.TempDir()).
+	TempDir string
+	// NewBuilder opens the build engine (default: builder.New).
+	NewBuilder func(ctx context.Context, endpoint string) (builder.Builder, error)
+	// RegistryOptions are added to the registry client's (tests: transports, retries).
+	RegistryOptions []registry.Option
+}
+
+// Error is a failed run: which image (if one), which step, why.
+type Error struct {
+	Image string
+	Step  string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Image != "" {
+		return fmt.Sprintf("%s: %s: %v", e.Image, e.Step, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.Step, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// run is the state of one request as it goes through the steps.
+type run struct {
+	p      params.BuildParams
+	opts   Options
+	ws     string
+	src    *source.Result
+	images []*imageRun
+	reg    *registry.Client
+	bld    builder.Builder
+	res    *result.Result
+}
+
+// imageRun is one image of the request.
+type imageRun struct {
+	req        params.Image
+	out        *result.Image
+	dockerfile string            // the Dockerfile to build (the user's, or the injected copy)
+	buildArgs  map[string]string // the user's plus those the injection needs
+	labels     map[string]string
+	inputs     string            // fingerprint of everything the image is built from ("" if unknown)
+	current    map[string]string // tag -> digest it points at now ("" when absent)
+}
+
+// InputsLabel carries a fingerprint of a build's inputs (source revision, Dockerfile after
+// injection, build args, target, labels, platforms). A dry run compares it with the label of
+// the image a tag points at to tell whether the tag would move without building.
+const InputsLabel = "org.imagebuilder.inputs"
+
+type step struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Run executes the request. It always returns a result; on failure the result's Failed names the
+// image, step and cause, and the error is an *Error.
+func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.Result, err error) {
+	r := &run{p: p.WithDefaults(), opts: opts, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
+	for _, img := range r.p.Target.Images {
+		out := &result.Image{
+			Ref:        r.p.Target.Ref(img),
+			Image:      img.Image,
+			Tag:        img.Tag,
+			Tags:       img.AllTags(),
+			Repository: r.p.Target.Registry.Repository(img.Image),
+			Platforms:  append([]string{}, img.Platforms...),
+		}
+		r.images = append(r.images, &imageRun{req: img, out: out})
+	}
+	defer func() {
+		for _, ir := range r.images {
+			r.res.Images = append(r.res.Images, *ir.out)
+		}
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				pe = &Error{Step: "run", Err: err}
+				err = pe
+			}
+			r.res.Failed = &result.Failure{Image: pe.Image, Step: pe.Step, Error: pe.Err.Error()}
+			r.res.Changed = false
+		}
+		res = r.res
+	}()
+
+	ws, err := os.MkdirTemp(opts.TempDir, "imagebuilder-")
+	if err != nil {
+		return nil, &Error{Step: result.StepSource, Err: fmt.Errorf("creating workspace: %w", err)}
+	}
+	r.ws = ws
+	defer os.RemoveAll(ws)
+	defer func() {
+		if r.bld != nil {
+			r.bld.Close()
+		}
+	}()
+
+	steps := []step{
+		{result.StepSource, r.fetch},
+		{result.StepInject, r.inject},
+		{result.StepCheck, r.connect},
+		{result.StepCheck, r.current},
+	}
+	if opts.DryRun {
+		steps = append(steps, step{result.StepCheck, r.plan})
+	} else {
+		steps = append(steps, step{result.StepBuild, r.build}, step{result.StepTag, r.tag})
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, &Error{Step: s.name, Err: err}
+		}
+		if err := s.run(ctx); err != nil {
+			var pe *Error
+			if errors.As(err, &pe) {
+				return nil, err
+			}
+			return nil, &Error{Step: s.name, Err: err}
+		}
+	}
+	return nil, nil
+}
+
+func (r *run) log(format string, args ...any) {
+	if r.opts.Log != nil {
+		r.opts.Log(fmt.Sprintf(format, args...))
+	}
+}
+
+// fetch turns the source into a build context inside the workspace.
+func (r *run) fetch(ctx context.Context) error {
+	r.log("fetching %s source", r.p.Source.Kind())
+	src, err := source.Fetch(ctx, r.p.Source, r.ws, source.WithLogger(func(line string) { r.log("%s", line) }))
+	if err != nil {
+		return err
+	}
+	r.src = src
+	r.res.Source = &result.Source{Kind: src.Kind, URL: src.URL, Commit: src.Commit, Ref: src.Ref, Clean: src.Clean}
+	return nil
+}
+
+// inject writes, for each variant, a copy of the Dockerfile with its bases replaced. Every
+// image is prepared before anything is built, so a bad key fails the request up front.
+func (r *run) inject(_ context.Context) error {
+	data, err := os.ReadFile(r.src.Dockerfile)
+	if err != nil {
+		return fmt.Errorf("reading the Dockerfile: %w", err)
+	}
+	for i, ir := range r.images {
+		ir.dockerfile = r.src.Dockerfile
+		ir.buildArgs = copyMap(ir.req.BuildArgs)
+		if ir.req.Base == "" && len(ir.req.Bases) == 0 {
+			// Parse anyway: a Dockerfile that does not parse fails here, not in the builder.
+			if _, err := dockerfile.Parse(data, ir.req.BuildArgs); err != nil {
+				return &Error{Image: ir.out.Ref, Step: result.StepInject, Err: err}
+			}
+		} else {
+			inj, err := dockerfile.Inject(data, dockerfile.Injection{Base: ir.req.Base, Bases: ir.req.Bases}, ir.req.BuildArgs)
+			if err != nil {
+				return &Error{Image: ir.out.Ref, Step: result.StepInject, Err: err}
+			}
+			dir := filepath.Join(r.ws, "dockerfiles", strconv.Itoa(i))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			ir.dockerfile = filepath.Join(dir, "Dockerfile")
+			if err := os.WriteFile(ir.dockerfile, inj.Dockerfile, 0o644); err != nil {
+				return fmt.Errorf("writing the injected Dockerfile: %w", err)
+			}
+			// A .dockerignore beside the Dockerfile (Dockerfile.dockerignore) must follow it.
+			if ign, err := os.ReadFile(r.src.Dockerfile + ".dockerignore"); err == nil {
+				if err := os.WriteFile(ir.dockerfile+".dockerignore", ign, 0o644); err != nil {
+					return err
+				}
+			}
+			for k, v := range inj.BuildArgs {
+				ir.buildArgs[k] = v
+			}
+			for _, c := range inj.Changes {
+				stage := c.StageName
+				if stage == "" {
+					stage = strconv.Itoa(c.Stage)
+				}
+				bc := result.BaseChange{Stage: stage, From: c.From, To: c.To}
+				if ir.out.Base == nil {
+					ir.out.Base = &bc
+				}
+				ir.out.Bases = append(ir.out.Bases, bc)
+			}
+			if len(ir.out.Bases) < 2 {
+				ir.out.Bases = nil
+			}
+			r.log("%s: base %s", ir.out.Ref, describeChanges(inj.Changes))
+		}
+		ir.labels = r.labels(ir)
+		if ir.inputs = r.fingerprint(ir); ir.inputs != "" {
+			ir.labels[InputsLabel] = ir.inputs
+		}
+	}
+	return nil
+}
+
+// fingerprint hashes every input of an image's build, or returns "" when the source has no
+// stable identity (a local directory with uncommitted changes, say).
+func (r *run) fingerprint(ir *imageRun) string {
+	src := r.src
+	var id string
+	switch {
+	case src.Clean != nil && !*src.Clean:
+		return ""
+	case src.Kind == source.KindLocal && src.Commit == "":
+		return ""
+	default:
+		id = strings.Join([]string{src.Kind, src.URL, src.ContextURL, src.Commit, src.SHA256}, "\x00")
+	}
+	df, err := os.ReadFile(ir.dockerfile)
+	if err != nil {
+		return ""
+	}
+	platforms := append([]string{}, ir.req.Platforms...)
+	sort.Strings(platforms)
+	doc, err := json.Marshal(struct {
+		Source     string
+		Workdir    string
+		Dockerfile []byte
+		BuildArgs  map[string]string
+		Target     string
+		Labels     map[string]string
+		Platforms  []string
+	}{id, workdir(r.p.Source), df, ir.buildArgs, ir.req.Target, ir.labels, platforms})
+	if err != nil {
+		return ""
+	}
+	return digest.FromBytes(doc).String()
+}
+
+func describeChanges(cs []dockerfile.Change) string {
+	s := ""
+	for i, c := range cs {
+		if i > 0 {
+			s += ", "
+		}
+		s += c.From + " -> " + c.To
+	}
+	return s
+}
+
+// labels are the OCI labels added to every image; the user's labels win.
+func (r *run) labels(ir *imageRun) map[string]string {
+	l := map[string]string{}
+	if r.src.URL != "" {
+		l["org.opencontainers.image.source"] = r.src.URL
+	}
+	if r.src.Commit != "" {
+		l["org.opencontainers.image.revision"] = r.src.Commit
+	}
+	if !r.src.CommitTime.IsZero() {
+		// The commit time, not the build time: a rebuild of the same commit yields the same
+		// image, so an unchanged request reports changed: false.
+		l["org.opencontainers.image.created"] = r.src.CommitTime.UTC().Format(time.RFC3339)
+	}
+	if ir.out.Base != nil {
+		l["org.opencontainers.image.base.name"] = ir.out.Base.To
+	}
+	for k, v := range ir.req.Labels {
+		l[k] = v
+	}
+	return l
+}
+
+// connect opens the registry client and the build engine.
+func (r *run) connect(ctx context.Context) error {
+	reg := r.p.Target.Registry
+	host, err := registry.RegistryHost(reg.URL)
+	if err != nil {
+		return err
+	}
+	ropts := []registry.Option{}
+	if reg.Username != "" || reg.Password != "" {
+		ropts = append(ropts, registry.WithCredentials(host, registry.Credentials{Username: reg.Username, Password: reg.Password}))
+	}
+	if reg.Insecure {
+		ropts = append(ropts, registry.WithInsecure(host))
+	}
+	r.reg, err = registry.New(append(ropts, r.opts.RegistryOptions...)...)
+	if err != nil {
+		return err
+	}
+	endpoint := r.opts.Endpoint
+	if endpoint == "" && r.p.Builder != nil {
+		endpoint = r.p.Builder.Endpoint
+	}
+	newBuilder := r.opts.NewBuilder
+	if newBuilder == nil {
+		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
+			return builder.New(ctx, endpoint)
+		}
+	}
+	r.bld, err = newBuilder(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	info, err := r.bld.Info(ctx)
+	if err != nil {
+		return err
+	}
+	r.log("builder: %s", info.Endpoint)
+	for _, ir := range r.images {
+		if len(ir.out.Platforms) == 0 {
+			ir.out.Platforms = []string{info.NativePlatform}
+		}
+	}
+	return nil
+}
+
+// current records where every requested tag points now, and checks that the registry accepts
+// a push from these credentials (without writing anything).
+func (r *run) current(ctx context.Context) error {
+	checked := map[string]bool{}
+	for _, ir := range r.images {
+		if !checked[ir.out.Repository] {
+			checked[ir.out.Repository] = true
+			if err := r.reg.CheckPush(ctx, ir.out.Repository); err != nil {
+				return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: err}
+			}
+		}
+		ir.current = map[string]string{}
+		for _, tag := range ir.out.Tags {
+			ref := ir.out.Repository + ":" + tag
+			d, err := r.reg.Resolve(ctx, ref)
+			switch {
+			case errors.Is(err, registry.ErrNotFound):
+				ir.current[tag] = ""
+			case err != nil:
+				return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: err}
+			default:
+				ir.current[tag] = d.Digest
+			}
+		}
+	}
+	return nil
+}
+
+// workdir names the build context inside the source, for the fingerprint.
+func workdir(s params.Source) string {
+	switch {
+	case s.GitRepo != nil:
+		return s.GitRepo.Workdir
+	case s.BuildContext != nil:
+		return s.BuildContext.Subdir
+	case s.Tar != nil:
+		return s.Tar.Workdir
+	case s.Local != nil:
+		return s.Local.Path + "\x00" + s.Local.Workdir
+	}
+	return ""
+}
+
+// plan reports, in a dry run, what would change. An image is unchanged when all its tags
+// already point at one image whose inputs fingerprint equals this request's; anything else
+// (a missing tag, another fingerprint, a source without a stable identity) would change.
+// A base image that moved under the same tag is not seen without a build.
+func (r *run) plan(ctx context.Context) error {
+	for _, ir := range r.images {
+		ir.out.Previous = previous(ir.current)
+		if r.unchanged(ctx, ir) {
+			ir.out.Digest = ir.current[ir.out.Tag]
+			r.log("%s: up to date (%s)", ir.out.Ref, ir.out.Digest)
+			continue
+		}
+		ir.out.Changed = true
+		r.res.Changed = true
+		r.log("%s: would build %v and push %d tag(s)", ir.out.Ref, ir.out.Platforms, len(ir.out.Tags))
+	}
+	return nil
+}
+
+func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
+	d := ir.current[ir.out.Tag]
+	if ir.inputs == "" || d == "" {
+		return false
+	}
+	for _, t := range ir.out.Tags {
+		if ir.current[t] != d {
+			return false
+		}
+	}
+	labels, err := r.reg.Labels(ctx, ir.out.Repository+"@"+d)
+	return err == nil && labels[InputsLabel] == ir.inputs
+}
+
+// build builds and pushes every image by digest; no tag moves here.
+func (r *run) build(ctx context.Context) error {
+	for _, ir := range r.images {
+		r.log("building %s for %v", ir.out.Ref, ir.out.Platforms)
+		br, err := r.bld.Build(ctx, builder.Request{
+			ContextDir:  r.src.ContextDir,
+			Dockerfile:  ir.dockerfile,
+			Platforms:   ir.req.Platforms,
+			BuildArgs:   ir.buildArgs,
+			Target:      ir.req.Target,
+			Labels:      ir.labels,
+			NoCache:     r.p.Builder != nil && r.p.Builder.NoCache,
+			Pull:        r.p.Builder != nil && r.p.Builder.Pull,
+			Repository:  ir.out.Repository,
+			Insecure:    r.p.Target.Registry.Insecure,
+			Credentials: r.credentials(ctx),
+			Progress:    r.opts.Progress,
+		})
+		if err != nil {
+			return &Error{Image: ir.out.Ref, Step: result.StepBuild, Err: err}
+		}
+		ir.out.Digest = br.Digest
+		ir.out.Platforms = br.Platforms
+		r.log("%s: pushed %s", ir.out.Ref, br.Digest)
+	}
+	return nil
+}
+
+func (r *run) credentials(ctx context.Context) func(host string) (string, string, bool) {
+	return func(host string) (string, string, bool) {
+		c, ok, err := r.reg.Auth(ctx, host)
+		if err != nil || !ok {
+			return "", "", false
+		}
+		return c.Username, c.Password, true
+	}
+}
+
+type move struct {
+	ir       *imageRun
+	tag, ref string
+	to, from string
+}
+
+// tag moves every tag that does not already point at the built digest. If a move fails, the
+// moves already made are undone.
+func (r *run) tag(ctx context.Context) error {
+	var moves []move
+	for _, ir := range r.images {
+		ir.out.Previous = previous(ir.current)
+		for _, tag := range ir.out.Tags {
+			if ir.current[tag] == ir.out.Digest {
+				continue
+			}
+			moves = append(moves, move{ir: ir, tag: tag, ref: ir.out.Repository + ":" + tag, to: ir.out.Digest, from: ir.current[tag]})
+		}
+	}
+	for i, m := range moves {
+		if err := r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.to, m.ref); err != nil {
+			err = fmt.Errorf("tagging %s: %w", m.ref, err)
+			if rb := r.rollback(moves[:i]); rb != nil {
+				err = fmt.Errorf("%w; rolling back: %v", err, rb)
+			}
+			return &Error{Image: m.ir.out.Ref, Step: result.StepTag, Err: err}
+		}
+		m.ir.out.Changed = true
+		r.res.Changed = true
+		r.log("%s -> %s", m.ref, m.to)
+	}
+	return nil
+}
+
+// rollback points moved tags back at their previous digests. Tags that did not exist before
+// cannot be removed without deleting the manifest they now name, so they are left.
+func (r *run) rollback(done []move) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var errs []error
+	for _, m := range done {
+		m.ir.out.Changed = false
+		if m.from == "" {
+			continue
+		}
+		if err := r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.from, m.ref); err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s: %w", m.ref, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func previous(current map[string]string) map[string]string {
+	out := map[string]string{}
+	for t, d := range current {
+		if d != "" {
+			out[t] = d
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,77 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Labels returns the config labels of the image ref points at; for an index, those of its
+// first image manifest (every platform of one build carries the same labels). The error wraps
+// [ErrNotFound] when ref does not exist.
+func (c *Client) Labels(ctx context.Context, ref string) (map[string]string, error) {
+	r, err := c.parseRef(ref)
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	desc, err := c.puller.Get(ctx, r)
+	if err != nil {
+		return nil, c.fail(fmt.Errorf("reading labels of %q: %w", ref, err))
+	}
+	var img v1.Image
+	switch {
+	case desc.MediaType.IsIndex():
+		img, err = firstImage(desc)
+	case desc.MediaType.IsImage():
+		img, err = desc.Image()
+	default:
+		err = fmt.Errorf("unsupported media type %q", desc.MediaType)
+	}
+	if err == nil && img == nil {
+		err = errors.New("the index holds no image")
+	}
+	var cf *v1.ConfigFile
+	if err == nil {
+		cf, err = img.ConfigFile()
+	}
+	if err != nil {
+		return nil, c.fail(fmt.Errorf("reading labels of %q: %w", ref, err))
+	}
+	return cf.Config.Labels, nil
+}
+
+type indexer interface {
+	ImageIndex() (v1.ImageIndex, error)
+}
+
+func firstImage(d indexer) (v1.Image, error) {
+	idx, err := d.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	for depth := 0; depth <= maxIndexDepth; depth++ {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		var next v1.ImageIndex
+		for _, m := range im.Manifests {
+			switch {
+			case isAttestation(m):
+			case m.MediaType.IsImage():
+				return idx.Image(m.Digest)
+			case m.MediaType.IsIndex() && next == nil:
+				if next, err = idx.ImageIndex(m.Digest); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if next == nil {
+			return nil, nil
+		}
+		idx = next
+	}
+	return nil, errors.New("indexes nested too deeply")
+}

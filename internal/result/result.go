@@ -1,0 +1,92 @@
+// Package result defines the facts a build reports — written once here and printed by the CLI,
+// returned by the Ansible modules and exposed as TOSCA attributes. Nothing in it may carry a
+// credential: URLs are stripped of userinfo before they get here.
+package result
+
+// Steps of a build, named in failures.
+const (
+	StepValidate = "validate"
+	StepSource   = "source"
+	StepInject   = "inject"
+	StepBuild    = "build"
+	StepPush     = "push"
+	StepTag      = "tag"
+	StepCheck    = "check" // dry run: registry reachability and credentials
+)
+
+// Result is what one build request did (or, in a dry run, would do).
+type Result struct {
+	// Changed is true when any tag of the request moved (or would move).
+	Changed bool `json:"changed"`
+	// DryRun is true when nothing was built or pushed.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Images lists every image of the request, in request order.
+	Images []Image `json:"images"`
+	// Source describes what was built.
+	Source *Source `json:"source,omitempty"`
+	// Failed is set when the request failed; then no tag of the request moved.
+	Failed *Failure `json:"failed,omitempty"`
+}
+
+// Image is one image of the request.
+type Image struct {
+	// Ref is REGISTRY/IMAGE:TAG.
+	Ref string `json:"ref"`
+	// Image and Tag as requested.
+	Image string `json:"image"`
+	Tag   string `json:"tag"`
+	// Tags is every tag pushed: Tag, then the extra tags.
+	Tags []string `json:"tags"`
+	// Repository is REGISTRY/IMAGE.
+	Repository string `json:"repository"`
+	// Digest is what the registry serves for Ref: the manifest digest for one platform, the
+	// index digest for several. Empty in a dry run and when the build failed.
+	Digest string `json:"digest,omitempty"`
+	// Platforms built (or to be built), os/arch[/variant].
+	Platforms []string `json:"platforms"`
+	// Base is the first base replaced in this variant, or null.
+	Base *BaseChange `json:"base"`
+	// Bases lists every replaced base when there are several.
+	Bases []BaseChange `json:"bases,omitempty"`
+	// Changed is true when a tag of this image moved (or would move).
+	Changed bool `json:"changed"`
+	// Previous maps each tag to the digest it pointed at before, when it existed.
+	Previous map[string]string `json:"previous,omitempty"`
+}
+
+// BaseChange is one injected base image.
+type BaseChange struct {
+	Stage string `json:"stage"` // stage name, or its index when unnamed
+	From  string `json:"from"`
+	To    string `json:"to"`
+}
+
+// Source describes the fetched source.
+type Source struct {
+	Kind   string `json:"kind"`             // git, dockerfile, tar, local
+	URL    string `json:"url,omitempty"`    // without credentials
+	Commit string `json:"commit,omitempty"` // 40 hex, for git sources and build contexts
+	Ref    string `json:"ref,omitempty"`    // resolved ref name
+	Clean  *bool  `json:"clean,omitempty"`  // git work tree state
+}
+
+// Failure names what failed.
+type Failure struct {
+	Image string `json:"image,omitempty"` // the failing image's Ref ("" when not about one image)
+	Step  string `json:"step"`
+	Error string `json:"error"`
+}
+
+// Digests maps every pushed reference (each tag) to its digest.
+func (r *Result) Digests() map[string]string {
+	out := map[string]string{}
+	for _, img := range r.Images {
+		if img.Digest == "" {
+			continue
+		}
+		for _, t := range img.Tags {
+			out[img.Repository+":"+t] = img.Digest
+		}
+	}
+	return out
+}

@@ -1,0 +1,62 @@
+// Package testenv gives integration tests the endpoints of the real test services
+// (BuildKit, the Docker daemon, registries) that scripts/testenv.sh starts and exports.
+//
+// A test asks for the variables it needs; when one is missing the test is skipped,
+// unless IMAGEBUILDER_REQUIRE_INTEGRATION=1, in which case it fails, so CI cannot
+// pass by skipping.
+package testenv
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Names of the variables exported by `scripts/testenv.sh env`.
+const (
+	BuildKit     = "IMAGEBUILDER_TEST_BUILDKIT"      // BuildKit address, e.g. unix:///run/imagebuilder/buildkitd.sock
+	Docker       = "IMAGEBUILDER_TEST_DOCKER"        // Docker daemon address, e.g. unix:///var/run/docker.sock
+	Registry     = "IMAGEBUILDER_TEST_REGISTRY"      // registry without auth, host:port
+	AuthRegistry = "IMAGEBUILDER_TEST_AUTH_REGISTRY" // registry with htpasswd auth, host:port
+	AuthUser     = "IMAGEBUILDER_TEST_AUTH_USER"     // user of AuthRegistry
+	AuthPassword = "IMAGEBUILDER_TEST_AUTH_PASSWORD" // password of AuthRegistry
+	Base         = "IMAGEBUILDER_TEST_BASE"          // multi-arch busybox base image (marker "busybox")
+	BaseAlt      = "IMAGEBUILDER_TEST_BASE_ALT"      // multi-arch alternative base image (marker "alt")
+
+	// RequireIntegration turns missing variables into test failures when set to a true value.
+	RequireIntegration = "IMAGEBUILDER_REQUIRE_INTEGRATION"
+)
+
+// Required reports whether IMAGEBUILDER_REQUIRE_INTEGRATION asks for integration tests to fail
+// instead of skipping when a service is missing.
+func Required() bool {
+	v, err := strconv.ParseBool(strings.TrimSpace(os.Getenv(RequireIntegration)))
+	return err == nil && v
+}
+
+// Require returns the values of the named environment variables. When any of them is unset or
+// empty it skips the test (t.Skip), or fails it (t.Fatal) when Required() is true; the message
+// names every missing variable and how to set them.
+func Require(t testing.TB, vars ...string) map[string]string {
+	t.Helper()
+	values := make(map[string]string, len(vars))
+	var missing []string
+	for _, name := range vars {
+		v := os.Getenv(name)
+		if v == "" {
+			missing = append(missing, name)
+			continue
+		}
+		values[name] = v
+	}
+	if len(missing) > 0 {
+		msg := "integration environment not configured: " + strings.Join(missing, ", ") +
+			` unset (run scripts/testenv.sh up && eval "$(scripts/testenv.sh env)")`
+		if Required() {
+			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
+		}
+		t.Skip(msg)
+	}
+	return values
+}
