@@ -23,6 +23,7 @@ import (
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/dockerfile"
@@ -149,12 +150,13 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 		{result.StepSource, r.fetch},
 		{result.StepInject, r.inject},
 		{result.StepCheck, r.connect},
-		{result.StepCheck, r.current},
 	}
 	if opts.DryRun {
-		steps = append(steps, step{result.StepCheck, r.plan})
+		steps = append(steps, step{result.StepCheck, r.current}, step{result.StepCheck, r.plan})
 	} else {
-		steps = append(steps, step{result.StepBuild, r.build}, step{result.StepTag, r.tag})
+		// Where the tags point now is only needed to move them; it is looked up while the
+		// images build. A registry that refuses the credentials still stops the builds.
+		steps = append(steps, step{result.StepBuild, concurrently(r.current, r.build)}, step{result.StepTag, r.tag})
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -169,6 +171,18 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 		}
 	}
 	return nil, nil
+}
+
+// concurrently runs steps at the same time; the first error cancels the others and is
+// returned.
+func concurrently(steps ...func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		g, ctx := errgroup.WithContext(ctx)
+		for _, s := range steps {
+			g.Go(func() error { return s(ctx) })
+		}
+		return g.Wait()
+	}
 }
 
 func (r *run) log(format string, args ...any) {
@@ -511,18 +525,22 @@ func (r *run) tag(ctx context.Context) error {
 	return nil
 }
 
-// rollback points moved tags back at their previous digests. Tags that did not exist before
-// cannot be removed without deleting the manifest they now name, so they are left.
+// rollback points moved tags back at their previous digests and deletes the tags that did not
+// exist before (where the registry allows deletes; registry.Delete keeps the manifest other tags
+// name).
 func (r *run) rollback(done []move) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var errs []error
 	for _, m := range done {
 		m.ir.out.Changed = false
+		var err error
 		if m.from == "" {
-			continue
+			err = r.reg.Delete(ctx, m.ref)
+		} else {
+			err = r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.from, m.ref)
 		}
-		if err := r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.from, m.ref); err != nil {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("restoring %s: %w", m.ref, err))
 		}
 	}

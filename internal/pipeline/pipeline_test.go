@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/result"
+)
+
+// fakeBuilder "builds" an image whose config holds the request's labels and build args, and
+// pushes it by digest, as the real drivers do. It fails for targets named "fail".
+type fakeBuilder struct{ builds atomic.Int32 }
+
+func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
+	return builder.Info{Kind: "buildkit", Endpoint: "fake://", NativePlatform: "linux/amd64"}, nil
+}
+
+func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Result, error) {
+	f.builds.Add(1)
+	if req.Target == "fail" {
+		return nil, errors.New("RUN false: exit code 1")
+	}
+	cfg, _ := empty.Image.ConfigFile()
+	cfg.Config.Labels = req.Labels
+	for k, v := range req.BuildArgs {
+		cfg.Config.Env = append(cfg.Config.Env, k+"="+v)
+	}
+	img, err := mutate.ConfigFile(empty.Image, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := name.NewDigest(req.Repository+"@"+d.String(), name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	if err := remote.Write(ref, img); err != nil {
+		return nil, err
+	}
+	return &builder.Result{Digest: d.String(), Platforms: []string{"linux/amd64"}, Endpoint: "fake://"}, nil
+}
+
+func (f *fakeBuilder) Close() error { return nil }
+
+type fixture struct {
+	host    string
+	bld     *fakeBuilder
+	failTag atomic.Value // a tag whose manifest PUT fails
+	dir     string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{bld: &fakeBuilder{}, dir: t.TempDir()}
+	f.failTag.Store("")
+	reg := ggcrregistry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ft := f.failTag.Load().(string); ft != "" && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/manifests/"+ft) {
+			http.Error(w, "injected failure", http.StatusBadRequest)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.host = strings.TrimPrefix(srv.URL, "http://")
+	os.WriteFile(filepath.Join(f.dir, "Dockerfile"), []byte("FROM busybox AS ok\nFROM busybox AS fail\n"), 0o644)
+	return f
+}
+
+func (f *fixture) params(images ...params.Image) params.BuildParams {
+	return params.BuildParams{
+		Source: params.Source{Local: &params.Local{Path: f.dir}},
+		Target: params.Target{Images: images, Registry: params.Registry{URL: f.host}},
+	}
+}
+
+func (f *fixture) run(t *testing.T, p params.BuildParams, dryRun bool) (*result.Result, error) {
+	t.Helper()
+	tmp := t.TempDir()
+	res, err := Run(context.Background(), p, Options{
+		DryRun:     dryRun,
+		TempDir:    tmp,
+		NewBuilder: func(context.Context, string) (builder.Builder, error) { return f.bld, nil },
+	})
+	if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+		t.Errorf("workspace left behind: %v", left)
+	}
+	return res, err
+}
+
+func (f *fixture) digest(t *testing.T, image, tag string) string {
+	t.Helper()
+	ref, _ := name.ParseReference(f.host+"/"+image+":"+tag, name.Insecure)
+	d, err := remote.Head(ref)
+	if err != nil {
+		return ""
+	}
+	return d.Digest.String()
+}
+
+func TestAllOrNothing(t *testing.T) {
+	f := newFixture(t)
+	res, err := f.run(t, f.params(
+		params.Image{Image: "app", Tag: "one", Target: "ok"},
+		params.Image{Image: "app", Tag: "two", Target: "fail"},
+	), false)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Step != result.StepBuild || pe.Image != f.host+"/app:two" {
+		t.Fatalf("error %v", err)
+	}
+	if res.Failed == nil || res.Failed.Image != f.host+"/app:two" || res.Changed {
+		t.Fatalf("result %+v", res)
+	}
+	if d := f.digest(t, "app", "one"); d != "" {
+		t.Fatalf("tag one moved although two failed: %s", d)
+	}
+}
+
+func TestIdempotentAndDryRun(t *testing.T) {
+	f := newFixture(t)
+	p := f.params(params.Image{Image: "app", Tag: "v1", Tags: []string{"latest"}, BuildArgs: map[string]string{"A": "1"}})
+	// A dry run on new tags: would change, pushes nothing, builds nothing.
+	res, err := f.run(t, p, true)
+	if err != nil || !res.Changed || !res.DryRun || f.bld.builds.Load() != 0 || f.digest(t, "app", "v1") != "" {
+		t.Fatalf("dry run: %v %+v, builds %d", err, res, f.bld.builds.Load())
+	}
+	res, err = f.run(t, p, false)
+	if err != nil || !res.Changed || res.Images[0].Digest == "" {
+		t.Fatalf("first build: %v %+v", err, res)
+	}
+	first := res.Images[0].Digest
+	if f.digest(t, "app", "v1") != first || f.digest(t, "app", "latest") != first {
+		t.Fatal("tags do not point at the built digest")
+	}
+	res, err = f.run(t, p, false)
+	if err != nil || res.Changed || res.Images[0].Changed || res.Images[0].Previous["v1"] != first {
+		t.Fatalf("unchanged rebuild: %v %+v", err, res)
+	}
+	// The local source is not a git checkout: no stable identity, so a dry run cannot prove
+	// nothing changed and says it would.
+	if res, err = f.run(t, p, true); err != nil || !res.Changed {
+		t.Fatalf("dry run without a stable source identity: %v %+v", err, res)
+	}
+}
+
+func TestTagRollback(t *testing.T) {
+	f := newFixture(t)
+	p := f.params(params.Image{Image: "app", Tag: "a", Tags: []string{"b"}, BuildArgs: map[string]string{"V": "1"}})
+	if _, err := f.run(t, p, false); err != nil {
+		t.Fatal(err)
+	}
+	old := f.digest(t, "app", "a")
+	// A new build whose second tag cannot be written: the first tag goes back where it was.
+	p.Target.Images[0].BuildArgs["V"] = "2"
+	f.failTag.Store("b")
+	res, err := f.run(t, p, false)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Step != result.StepTag {
+		t.Fatalf("error %v", err)
+	}
+	if got := f.digest(t, "app", "a"); got != old {
+		t.Fatalf("tag a not rolled back: %s, was %s", got, old)
+	}
+	if res.Changed || res.Images[0].Changed {
+		t.Fatalf("rolled-back request reports changed: %+v", res)
+	}
+	// Tags that did not exist before are removed again.
+	p.Target.Images[0].Tags = []string{"new", "b"}
+	if _, err := f.run(t, p, false); err == nil {
+		t.Fatal("want the tag failure again")
+	}
+	if got := f.digest(t, "app", "new"); got != "" {
+		t.Fatalf("new tag left after rollback: %s", got)
+	}
+	if got := f.digest(t, "app", "a"); got != old {
+		t.Fatalf("tag a moved: %s, was %s", got, old)
+	}
+}
+
+func TestInjectErrorBeforeBuild(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.run(t, f.params(
+		params.Image{Image: "app", Tag: "one"},
+		params.Image{Image: "app", Tag: "two", Bases: map[string]string{"nosuch": "alpine"}},
+	), false)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Step != result.StepInject || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("error %v", err)
+	}
+	if f.bld.builds.Load() != 0 {
+		t.Fatal("built although an injection failed")
+	}
+}
