@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 # Fuzz targets run briefly by `make test` (package:target).
-FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract
+FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract ./internal/registry:FuzzRegistryHost ./internal/builder:FuzzParseEndpoint ./internal/ansible:FuzzParseArgs
 
 .PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean
 
@@ -56,3 +56,22 @@ testenv-down:
 
 clean:
 	rm -rf bin dist playbooks/library
+
+## --- Ansible modules and collection -------------------------------------------------------
+# Every directory under modules/ is one module: a main package plus its sidecar docs NAME.yml.
+MODULES := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
+
+.PHONY: modules collection
+
+## modules: every Ansible module into playbooks/library/ (static, stripped) with its sidecar docs
+modules:
+	@mkdir -p playbooks/library
+	@set -e; for m in $(MODULES); do \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o playbooks/library/$$m ./modules/$$m; \
+	  cp modules/$$m/$$m.yml playbooks/library/$$m.yml; \
+	  echo "playbooks/library/$$m: $$(stat -c %s playbooks/library/$$m) bytes"; \
+	done
+
+## collection: the imagebuilder.images collection (linux/amd64 + linux/arm64) as dist/imagebuilder-images-VERSION.tar.gz
+collection:
+	scripts/build-collection.sh dist

@@ -7,10 +7,13 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -496,4 +499,79 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBuildOtherSources: a Dockerfile URL with a git build context that has a Dockerfile of its
+// own (the downloaded one is built), and a gzip tarball; both through a real build.
+func TestBuildOtherSources(t *testing.T) {
+	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BUILDKIT")
+	reg, base := env["IMAGEBUILDER_TEST_REGISTRY"], env["IMAGEBUILDER_TEST_BASE"]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "df" || p != "df-secret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "FROM %s\nCOPY sub/data.txt /data.txt\nRUN echo downloaded > /which\n", base)
+	}))
+	defer srv.Close()
+	ctxRepo := gitRepo(t, map[string]string{
+		"Dockerfile":        "FROM " + base + "\nRUN echo repo > /which\n",
+		"ctx/sub/data.txt":  "from the context\n",
+		"ctx/Dockerfile":    "FROM " + base + "\nRUN echo repo-subdir > /which\n",
+		"outside/ignored.t": "x",
+	})
+	tag := uniqueTag("df")
+	p := map[string]any{
+		"source": map[string]any{
+			"dockerfile":    map[string]any{"url": srv.URL + "/Dockerfile", "username": "df", "password": "df-secret"},
+			"build_context": map[string]any{"url": ctxRepo, "version": "main", "subdir": "ctx"},
+		},
+		"target": map[string]any{"images": []map[string]any{{"image": "e2e/dockerfile-url", "tag": tag}}, "registry": map[string]any{"url": reg}},
+	}
+	r := ibBinary(t, t.TempDir(), p, "build", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"], "--progress", "plain")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, "df-secret") {
+		t.Fatal("the Dockerfile URL password appears in the output")
+	}
+	ref := r.res.Images[0].Ref
+	if got := fileIn(t, ref, "", "/which"); got != "downloaded\n" {
+		t.Errorf("built the context's own Dockerfile: /which = %q", got)
+	}
+	if got := fileIn(t, ref, "", "/data.txt"); got != "from the context\n" {
+		t.Errorf("/data.txt = %q", got)
+	}
+	if r.res.Source.Kind != "dockerfile" || len(r.res.Source.Commit) != 40 {
+		t.Errorf("source facts: %+v", r.res.Source)
+	}
+
+	// A gzip tarball with the Dockerfile in a subdirectory.
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, content := range map[string]string{
+		"build/Dockerfile": "FROM " + base + "\nCOPY app.txt /app.txt\n",
+		"app.txt":          "from the tarball\n",
+	} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(content))
+	}
+	tw.Close()
+	gz.Close()
+	tarPath := filepath.Join(t.TempDir(), "context.tar.gz")
+	if err := os.WriteFile(tarPath, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = map[string]any{
+		"source": map[string]any{"tar": map[string]any{"path": tarPath, "dockerfile": "build/Dockerfile"}},
+		"target": map[string]any{"images": []map[string]any{{"image": "e2e/tar", "tag": tag}}, "registry": map[string]any{"url": reg}},
+	}
+	r = ibBinary(t, t.TempDir(), p, "build", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"], "--progress", "plain")
+	if r.code != 0 {
+		t.Fatalf("tar: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := fileIn(t, r.res.Images[0].Ref, "", "/app.txt"); got != "from the tarball\n" {
+		t.Errorf("/app.txt = %q", got)
+	}
 }

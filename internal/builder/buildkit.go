@@ -71,14 +71,9 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, erro
 		return nil, err
 	}
 	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
-	plats := nr.platforms
-	if len(plats) == 0 {
-		native, _, _, err := workerPlatforms(ctx, b.c)
-		if err != nil {
-			return nil, errInfo.at(StepConnect, err)
-		}
-		plats = []string{native}
-		errInfo.Platforms = plats
+	plats, err := platformsToBuild(ctx, b.c, nr, &errInfo)
+	if err != nil {
+		return nil, err
 	}
 	creds := newCredentials(req.Credentials)
 	exports := []client.ExportEntry{{Type: client.ExporterImage, Attrs: imageExportAttrs(nr)}}
@@ -110,6 +105,20 @@ func imageExportAttrs(req *normalizedRequest) map[string]string {
 		attrs["registry.insecure"] = strconv.FormatBool(true)
 	}
 	return attrs
+}
+
+// platformsToBuild returns the request's platforms, else the endpoint's native one (and
+// records them in errInfo).
+func platformsToBuild(ctx context.Context, c *client.Client, nr *normalizedRequest, errInfo *Error) ([]string, error) {
+	if len(nr.platforms) > 0 {
+		return nr.platforms, nil
+	}
+	native, _, _, err := workerPlatforms(ctx, c)
+	if err != nil {
+		return nil, errInfo.at(StepConnect, err)
+	}
+	errInfo.Platforms = []string{native}
+	return errInfo.Platforms, nil
 }
 
 // workerPlatforms returns the native platform (the first worker's first platform), every

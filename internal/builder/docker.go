@@ -179,14 +179,9 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error)
 		return nil, err
 	}
 	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
-	plats := nr.platforms
-	if len(plats) == 0 {
-		native, _, _, err := workerPlatforms(ctx, b.c)
-		if err != nil {
-			return nil, errInfo.at(StepConnect, err)
-		}
-		plats = []string{native}
-		errInfo.Platforms = plats
+	plats, err := platformsToBuild(ctx, b.c, nr, &errInfo)
+	if err != nil {
+		return nil, err
 	}
 	host, err := b.useHostNetwork(ctx)
 	if err != nil {
