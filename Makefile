@@ -55,7 +55,7 @@ testenv-down:
 	scripts/testenv.sh down
 
 clean:
-	rm -rf bin dist playbooks/library
+	rm -rf bin dist playbooks/library tosca/library
 
 ## --- Ansible modules and collection -------------------------------------------------------
 # Every directory under modules/ is one module: a main package plus its sidecar docs NAME.yml.
@@ -75,3 +75,13 @@ modules:
 ## collection: the imagebuilder.images collection (linux/amd64 + linux/arm64) as dist/imagebuilder-images-VERSION.tar.gz
 collection:
 	scripts/build-collection.sh dist
+
+## --- TOSCA / xOpera ---------------------------------------------------------------------------
+.PHONY: csar
+
+## csar: the TOSCA CSAR dist/imagebuilder.csar (staged in dist/csar/): service template, types,
+## playbooks, examples and the module binaries. The binaries are also copied into tosca/library/,
+## so tosca/service.yaml deploys from the checkout.
+csar: modules
+	rm -rf tosca/library && mkdir -p tosca/library && cp playbooks/library/* tosca/library/
+	tosca/build-csar.sh tosca tosca/library dist/csar dist/imagebuilder.csar

@@ -40,6 +40,14 @@ var (
 	binErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // binary builds imagebuilder once per test process.
 func binary(t *testing.T) string {
 	t.Helper()

@@ -354,7 +354,7 @@ func unknownMessage(key string) string {
 func suggest(key string) string {
 	best, bestD := "", 3
 	for _, name := range propertyNames() {
-		if d := distance(key, name); d < bestD {
+		if d := distance(key, name); d > 0 && d < bestD {
 			best, bestD = name, d
 		}
 	}

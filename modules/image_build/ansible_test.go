@@ -1,0 +1,569 @@
+package main
+
+// Integration tests: the real ansible-playbook (from IMAGEBUILDER_TEST_ANSIBLE_BIN) runs
+// playbooks/build.yml with the module binary these tests build, against the test environment's
+// BuildKit and registries. They skip when the environment is not described, and fail instead
+// under IMAGEBUILDER_REQUIRE_INTEGRATION=1.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
+)
+
+const ansibleBinEnv = "IMAGEBUILDER_TEST_ANSIBLE_BIN"
+
+var (
+	libOnce sync.Once
+	libDir  string
+	libErr  error
+)
+
+// TestMain removes the module binary that library builds once for all tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if libDir != "" {
+		os.RemoveAll(libDir)
+	}
+	os.Exit(code)
+}
+
+// repoRoot is the repository's root directory (this package is modules/image_build).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// library builds the module as `make modules` does (static, stripped) into a directory of its
+// own, with the sidecar documentation beside it, once per test process.
+func library(t *testing.T) string {
+	t.Helper()
+	libOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imagebuilder-ansible-lib")
+		if err != nil {
+			libErr = err
+			return
+		}
+		libDir = dir
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "image_build"), ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			libErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		data, err := os.ReadFile("image_build.yml")
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "image_build.yml"), data, 0o644)
+		}
+		libErr = err
+	})
+	if libErr != nil {
+		t.Fatal(libErr)
+	}
+	return libDir
+}
+
+type playRun struct {
+	out  string // stdout and stderr of ansible-playbook
+	code int
+}
+
+// ansibleEnv is the environment of every ansible command: the playbooks' ansible.cfg, the
+// library built by the test, temporary directories of the test's own, no colours.
+func ansibleEnv(t *testing.T, extra ...string) []string {
+	t.Helper()
+	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
+	tmp := t.TempDir()
+	env := append(os.Environ(),
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"ANSIBLE_CONFIG="+filepath.Join(repoRoot(t), "playbooks", "ansible.cfg"),
+		"ANSIBLE_LIBRARY="+library(t),
+		"ANSIBLE_COLLECTIONS_PATH="+filepath.Join(tmp, "collections"),
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(tmp, "local"),
+		"ANSIBLE_REMOTE_TEMP="+filepath.Join(tmp, "remote"),
+		"ANSIBLE_NOCOLOR=1",
+		"ANSIBLE_FORCE_COLOR=0",
+		"ANSIBLE_STDOUT_CALLBACK=default",
+		"ANSIBLE_DISPLAY_ARGS_TO_STDOUT=0",
+	)
+	return append(env, extra...)
+}
+
+// runAnsible runs one of the venv's ansible commands.
+func runAnsible(t *testing.T, env []string, command string, args ...string) playRun {
+	t.Helper()
+	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
+	cmd := exec.Command(filepath.Join(bin, command), args...)
+	cmd.Dir = filepath.Join(repoRoot(t), "playbooks")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	r := playRun{out: string(out)}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", command, err)
+	}
+	// With -vvv, ansible-playbook names the module file it ran: outside a collection, it must be
+	// the one built here.
+	want := filepath.Join(library(t), "image_build")
+	for _, m := range usingModule.FindAllStringSubmatch(r.out, -1) {
+		if m[1] != want && !strings.Contains(m[1], "/ansible_collections/") {
+			t.Fatalf("the module that ran (%s) is not the one this test built (%s)", m[1], want)
+		}
+	}
+	return r
+}
+
+var usingModule = regexp.MustCompile(`(?m)^Using module file (\S*/image_build)$`)
+
+// buildPlaybook runs playbooks/build.yml with the build params inline (as extra vars from a
+// file) and returns the run and the registered result (from result_file).
+func buildPlaybook(t *testing.T, request map[string]any, args ...string) (playRun, map[string]any) {
+	t.Helper()
+	dir := t.TempDir()
+	resultFile := filepath.Join(dir, "result.json")
+	vars := map[string]any{"result_file": resultFile}
+	for k, v := range request {
+		vars[k] = v
+	}
+	data, err := json.Marshal(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	varsFile := filepath.Join(dir, "vars.json")
+	if err := os.WriteFile(varsFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ansible-playbook prefers a library/ directory beside the playbook to every configured path,
+	// and playbooks/library holds whatever `make modules` built last: run a copy of build.yml
+	// from a directory of its own so the binary built by this test is the one that runs.
+	playbook := filepath.Join(dir, "build.yml")
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "playbooks", "build.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(playbook, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runAnsible(t, ansibleEnv(t), "ansible-playbook", append([]string{playbook, "-e", "@" + varsFile}, args...)...)
+	var res map[string]any
+	if data, err := os.ReadFile(resultFile); err == nil {
+		if err := json.Unmarshal(data, &res); err != nil {
+			t.Fatalf("result file: %v\n%s", err, data)
+		}
+	}
+	return r, res
+}
+
+// taskStatus is the status word ansible-playbook printed for a task (ok, changed, failed, ...).
+func taskStatus(t *testing.T, out, task string) string {
+	t.Helper()
+	i := strings.Index(out, "TASK ["+task+"]")
+	if i < 0 {
+		t.Fatalf("task %q not in the output:\n%s", task, out)
+	}
+	m := regexp.MustCompile(`(?m)^(ok|changed|failed|fatal|skipping): \[`).FindStringSubmatch(out[i:])
+	if m == nil {
+		t.Fatalf("no status for task %q:\n%s", task, out[i:])
+	}
+	return m[1]
+}
+
+// gitHTTPServer serves a bare copy of the repository at src over http with git http-backend,
+// behind basic auth.
+func gitHTTPServer(t *testing.T, src, user, pass string) string {
+	t.Helper()
+	backend := "/usr/lib/git-core/git-http-backend"
+	if _, err := os.Stat(backend); err != nil {
+		t.Fatalf("git http-backend is needed: %v", err)
+	}
+	root := t.TempDir()
+	runGit(t, root, "clone", "-q", "--bare", src, "app.git")
+	h := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/app.git"
+}
+
+func runGit(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.invalid"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+// gitRepo makes a repository with the given files on branch main.
+func gitRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for n, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runGit(t, dir, "init", "-q", "-b", "main")
+	runGit(t, dir, "add", "-A")
+	runGit(t, dir, "commit", "-q", "-m", "app")
+	return dir
+}
+
+// registryDigest is what the registry serves for ref ("" when it does not exist).
+func registryDigest(t *testing.T, ref, user, pass string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := authn.Authenticator(authn.Anonymous)
+	if user != "" {
+		auth = &authn.Basic{Username: user, Password: pass}
+	}
+	d, err := remote.Head(r, remote.WithAuth(auth))
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", ref, err)
+	}
+	return d.Digest.String()
+}
+
+func uniqueTag(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+}
+
+func noCanary(t *testing.T, canary, what, text string) {
+	t.Helper()
+	if strings.Contains(text, canary) {
+		i := strings.Index(text, canary)
+		t.Errorf("the canary password appears in %s: ...%s...", what, text[max(0, i-200):min(len(text), i+len(canary)+50)])
+	}
+}
+
+// TestPlaybookBuild is the main acceptance path: a git source served over http with basic auth
+// (the canary password) and a variant, built into the htpasswd registry (the same password);
+// the registered digests are the registry's; the same play again changes nothing; --check on a
+// new tag changes nothing and says it would; the password is never in the -vvv output or the
+// registered result.
+func TestPlaybookBuild(t *testing.T) {
+	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.AuthRegistry, testenv.AuthUser, testenv.AuthPassword,
+		"IMAGEBUILDER_TEST_AUTH_BASE", "IMAGEBUILDER_TEST_AUTH_BASE_ALT")
+	reg, user, canary := env[testenv.AuthRegistry], env[testenv.AuthUser], env[testenv.AuthPassword]
+	repo := gitRepo(t, map[string]string{
+		"Dockerfile": fmt.Sprintf("FROM %s\nCOPY hello.txt /hello.txt\nRUN cat /etc/imagebuilder-base > /built-from\n", env["IMAGEBUILDER_TEST_AUTH_BASE"]),
+		"hello.txt":  "hello from ansible\n",
+	})
+	url := gitHTTPServer(t, repo, "git-user", canary)
+	tag := uniqueTag("play")
+	request := func(tag string) map[string]any {
+		return map[string]any{
+			"source": map[string]any{"git_repo": map[string]any{"url": url, "version": "main", "username": "git-user", "password": canary}},
+			"target": map[string]any{
+				"images": []any{
+					map[string]any{"image": "ansible/app", "tag": tag},
+					map[string]any{"image": "ansible/app", "tag": tag + "-alt", "base": env["IMAGEBUILDER_TEST_AUTH_BASE_ALT"]},
+				},
+				"registry": map[string]any{"url": reg, "username": user, "password": canary},
+			},
+			"builder": map[string]any{"endpoint": env[testenv.BuildKit]},
+		}
+	}
+
+	r, res := buildPlaybook(t, request(tag), "-vvv")
+	if r.code != 0 || res == nil {
+		t.Fatalf("ansible-playbook exited %d\n%s", r.code, r.out)
+	}
+	if !strings.Contains(r.out, "Using module file") {
+		t.Error("-vvv does not say which module file ran")
+	}
+	noCanary(t, canary, "the -vvv output", r.out)
+	raw, _ := json.Marshal(res)
+	noCanary(t, canary, "the registered result", string(raw))
+	if got := taskStatus(t, r.out, "Build and push the images"); got != "changed" {
+		t.Errorf("first run: task %s, want changed", got)
+	}
+	images, _ := res["images"].([]any)
+	if res["changed"] != true || res["failed"] != false || len(images) != 2 {
+		t.Fatalf("registered result: %s", raw)
+	}
+	src, _ := res["source"].(map[string]any)
+	if commit, _ := src["commit"].(string); len(commit) != 40 || src["url"] != url {
+		t.Errorf("source: %v", src)
+	}
+	digests, _ := res["digests"].(map[string]any)
+	for _, ref := range []string{reg + "/ansible/app:" + tag, reg + "/ansible/app:" + tag + "-alt"} {
+		got := registryDigest(t, ref, user, canary)
+		if got == "" || digests[ref] != got {
+			t.Errorf("%s: registered digest %v, registry serves %q", ref, digests[ref], got)
+		}
+	}
+	if digests[reg+"/ansible/app:"+tag] == digests[reg+"/ansible/app:"+tag+"-alt"] {
+		t.Error("the variant has the same digest as the image")
+	}
+	if alt, _ := images[1].(map[string]any); alt["base"] == nil {
+		t.Errorf("the variant does not report its base: %v", alt)
+	}
+	if !strings.Contains(r.out, reg+"/ansible/app:"+tag+" sha256:") {
+		t.Errorf("the playbook does not print the reference and digest:\n%s", r.out)
+	}
+
+	t.Run("again", func(t *testing.T) {
+		r2, res2 := buildPlaybook(t, request(tag))
+		if r2.code != 0 || res2 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r2.code, r2.out)
+		}
+		if got := taskStatus(t, r2.out, "Build and push the images"); got != "ok" || res2["changed"] != false {
+			t.Errorf("same play again: task %s, changed %v, want ok / false\n%s", got, res2["changed"], r2.out)
+		}
+		if d2, _ := res2["digests"].(map[string]any); fmt.Sprint(d2) != fmt.Sprint(digests) {
+			t.Errorf("digests moved: %v -> %v", digests, d2)
+		}
+	})
+
+	t.Run("check mode on the built tags", func(t *testing.T) {
+		r5, res5 := buildPlaybook(t, request(tag), "--check")
+		if r5.code != 0 || res5 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r5.code, r5.out)
+		}
+		if got := taskStatus(t, r5.out, "Build and push the images"); got != "ok" || res5["changed"] != false || res5["dry_run"] != true {
+			t.Errorf("check mode on an unchanged request: task %s, result %v", got, res5)
+		}
+	})
+
+	t.Run("check mode on a new tag", func(t *testing.T) {
+		newTag := uniqueTag("check")
+		r3, res3 := buildPlaybook(t, request(newTag), "--check", "--diff", "-vvv")
+		if r3.code != 0 || res3 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r3.code, r3.out)
+		}
+		noCanary(t, canary, "the -vvv output in check mode", r3.out)
+		if got := taskStatus(t, r3.out, "Build and push the images"); got != "changed" || res3["changed"] != true || res3["dry_run"] != true {
+			t.Errorf("check mode: task %s, result %v", got, res3)
+		}
+		for _, ref := range []string{reg + "/ansible/app:" + newTag, reg + "/ansible/app:" + newTag + "-alt"} {
+			if d := registryDigest(t, ref, user, canary); d != "" {
+				t.Errorf("check mode pushed %s (%s)", ref, d)
+			}
+		}
+		if !strings.Contains(r3.out, "+++ after: registry") {
+			t.Errorf("--diff shows no diff:\n%s", r3.out)
+		}
+	})
+
+	t.Run("wrong registry password", func(t *testing.T) {
+		req := request(uniqueTag("wrong"))
+		req["target"].(map[string]any)["registry"].(map[string]any)["password"] = "wrong-" + canary
+		r4, res4 := buildPlaybook(t, req, "--check", "-vvv")
+		if r4.code == 0 || res4 != nil {
+			t.Fatalf("a wrong password did not fail the play (exit %d)\n%s", r4.code, r4.out)
+		}
+		noCanary(t, canary, "the output of a failed run", r4.out)
+		if !regexp.MustCompile(`(?i)unauthorized|denied|401`).MatchString(r4.out) {
+			t.Errorf("the failure does not say the credentials were refused:\n%s", r4.out)
+		}
+	})
+}
+
+// TestPlaybookParamsFile: build.yml reads the build params from a YAML file (what
+// `imagebuilder build -f` reads); in check mode, nothing is pushed.
+func TestPlaybookParamsFile(t *testing.T) {
+	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.Base)
+	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\n"})
+	tag := uniqueTag("file")
+	paramsFile := filepath.Join(t.TempDir(), "params.yaml")
+	doc := fmt.Sprintf("source:\n  git_repo:\n    url: file://%s\n    version: main\ntarget:\n  images:\n    - image: ansible/file\n      tag: %s\n  registry:\n    url: %s\nbuilder:\n  endpoint: %s\n",
+		repo, tag, env[testenv.Registry], env[testenv.BuildKit])
+	if err := os.WriteFile(paramsFile, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, res := buildPlaybook(t, map[string]any{"params_file": paramsFile}, "--check")
+	if r.code != 0 || res == nil {
+		t.Fatalf("exit %d\n%s", r.code, r.out)
+	}
+	images, _ := res["images"].([]any)
+	if res["dry_run"] != true || res["changed"] != true || len(images) != 1 || images[0].(map[string]any)["tag"] != tag {
+		t.Errorf("result: %v", res)
+	}
+	if !strings.Contains(r.out, env[testenv.Registry]+"/ansible/file:"+tag+" (check mode: not built) changed") {
+		t.Errorf("the playbook does not print the reference:\n%s", r.out)
+	}
+	if d := registryDigest(t, env[testenv.Registry]+"/ansible/file:"+tag, "", ""); d != "" {
+		t.Errorf("check mode pushed %s", d)
+	}
+}
+
+// TestPlaybookBadOptions: invalid options fail the task with the schema's message naming the
+// field, before anything starts: neither the builder nor the registry sees a connection.
+func TestPlaybookBadOptions(t *testing.T) {
+	testenv.Require(t, ansibleBinEnv)
+	var builderConns atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			builderConns.Add(1)
+			c.Close()
+		}
+	}()
+	var registryRequests atomic.Int32
+	regSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		registryRequests.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	t.Cleanup(regSrv.Close)
+	regHost := strings.TrimPrefix(regSrv.URL, "http://")
+
+	valid := func() map[string]any {
+		return map[string]any{
+			"source": map[string]any{"git_repo": map[string]any{"url": "https://git.invalid/app.git"}},
+			"target": map[string]any{
+				"images":   []any{map[string]any{"image": "app", "tag": "v1"}},
+				"registry": map[string]any{"url": regHost},
+			},
+			"builder": map[string]any{"endpoint": "tcp://" + ln.Addr().String()},
+		}
+	}
+	image := func(r map[string]any) map[string]any {
+		return r["target"].(map[string]any)["images"].([]any)[0].(map[string]any)
+	}
+	for _, tt := range []struct {
+		name   string
+		modify func(r map[string]any)
+		want   string
+	}{
+		{"unknown option", func(r map[string]any) { image(r)["platfroms"] = []any{"linux/amd64"} },
+			`/target/images/0: unknown property \"platfroms\" (did you mean \"platforms\"?)`},
+		{"both sources", func(r map[string]any) {
+			r["source"].(map[string]any)["local"] = map[string]any{"path": "/tmp"}
+		}, "/source: git_repo and local cannot be combined"},
+		{"missing tag", func(r map[string]any) { delete(image(r), "tag") }, "/target/images/0: missing property 'tag'"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := valid()
+			tt.modify(req)
+			r, _ := buildPlaybook(t, req)
+			if r.code == 0 {
+				t.Fatalf("the play succeeded\n%s", r.out)
+			}
+			if got := taskStatus(t, r.out, "Build and push the images"); got != "fatal" {
+				t.Errorf("task status %s, want fatal", got)
+			}
+			if !strings.Contains(r.out, tt.want) {
+				t.Errorf("the failure does not say %s:\n%s", tt.want, r.out)
+			}
+			for _, bad := range []string{"panic", "goroutine", "MODULE FAILURE", "deserialization"} {
+				if strings.Contains(r.out, bad) {
+					t.Errorf("output contains %q:\n%s", bad, r.out)
+				}
+			}
+		})
+	}
+	if n, m := builderConns.Load(), registryRequests.Load(); n != 0 || m != 0 {
+		t.Errorf("invalid options reached the builder (%d connections) or the registry (%d requests)", n, m)
+	}
+}
+
+// TestAnsibleDoc: ansible-doc renders the sidecar documentation beside the binary, and its JSON
+// form lists the schema's options.
+func TestAnsibleDoc(t *testing.T) {
+	testenv.Require(t, ansibleBinEnv)
+	lib := library(t)
+	r := runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "image_build")
+	if r.code != 0 {
+		t.Fatalf("ansible-doc exited %d\n%s", r.code, r.out)
+	}
+	for _, want := range []string{"MODULE image_build", "OPTIONS", "source", "git_repo", "no_log: true", "RETURN VALUES", "digests", "community.docker.docker_image_build"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("ansible-doc output lacks %q", want)
+		}
+	}
+	if strings.Contains(r.out, "WARNING") || strings.Contains(r.out, "ERROR") {
+		t.Errorf("ansible-doc complains:\n%s", r.out)
+	}
+	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "-j", "image_build")
+	var doc map[string]struct {
+		Doc struct {
+			Options map[string]any `json:"options"`
+		} `json:"doc"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatalf("ansible-doc -j: %v\n%s", err, r.out)
+	}
+	opts := doc["image_build"].Doc.Options
+	if len(opts) != 3 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil {
+		t.Errorf("ansible-doc -j options: %v", opts)
+	}
+}
+
+// TestExamplePlaybooks runs the example playbooks (localhost and delegate_to) against the test
+// environment.
+func TestExamplePlaybooks(t *testing.T) {
+	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.BaseAlt)
+	if env[testenv.Registry] != "127.0.0.1:5000" {
+		t.Skip("the examples push to 127.0.0.1:5000")
+	}
+	for _, tt := range []struct{ playbook, task string }{
+		{"examples/localhost.yml", "Build examples/demo/app in two variants"},
+		{"examples/delegate.yml", "Build and push on the build host"},
+	} {
+		t.Run(filepath.Base(tt.playbook), func(t *testing.T) {
+			tag := uniqueTag("example")
+			r := runAnsible(t, ansibleEnv(t), "ansible-playbook", tt.playbook, "-e", "tag="+tag, "-e", "builder_endpoint="+env[testenv.BuildKit], "-vvv")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s", r.code, r.out)
+			}
+			if got := taskStatus(t, r.out, tt.task); got != "changed" {
+				t.Errorf("task %s, want changed", got)
+			}
+			m := regexp.MustCompile(`127\.0\.0\.1:5000/demo/hello(?::` + tag + `"?:|@) ?"?(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.out)
+			if m == nil {
+				t.Fatalf("no digest printed:\n%s", r.out)
+			}
+			if got := registryDigest(t, "127.0.0.1:5000/demo/hello:"+tag, "", ""); got != m[1] {
+				t.Errorf("printed digest %s, registry serves %s", m[1], got)
+			}
+		})
+	}
+}

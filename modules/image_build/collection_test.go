@@ -1,0 +1,148 @@
+package main
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
+)
+
+// TestCollection builds the imagebuilder.images collection with scripts/build-collection.sh
+// (ansible-galaxy collection build), installs it into a temporary path with ansible-galaxy
+// collection install, and runs a play that names the module by its FQCN: ansible-doc renders
+// it, a build pushes the digest the registry serves, and the action plugin picks the linux/arm64
+// binary on an aarch64 host (a `uname` that says so; the binary runs under qemu-user) and
+// refuses other machines.
+func TestCollection(t *testing.T) {
+	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.Base)
+	bin := env[ansibleBinEnv]
+	root := repoRoot(t)
+
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(root, "scripts", "build-collection.sh"), out)
+	cmd.Env = append(os.Environ(), "ANSIBLE_GALAXY="+filepath.Join(bin, "ansible-galaxy"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	tarball, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build-collection.sh: %v\n%s", err, stderr.String())
+	}
+	collections := t.TempDir()
+	install := exec.Command(filepath.Join(bin, "ansible-galaxy"), "collection", "install", "-p", collections, strings.TrimSpace(string(tarball)))
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("ansible-galaxy collection install: %v\n%s", err, out)
+	}
+	installed := filepath.Join(collections, "ansible_collections", "imagebuilder", "images")
+	for path, machine := range map[string]elf.Machine{
+		"plugins/modules/image_build":             elf.EM_X86_64,
+		"plugins/modules/linux_arm64/image_build": elf.EM_AARCH64,
+	} {
+		f, err := elf.Open(filepath.Join(installed, path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if f.Machine != machine {
+			t.Errorf("%s is for %v, want %v", path, f.Machine, machine)
+		}
+		f.Close()
+		if _, err := os.Stat(filepath.Join(installed, path+".yml")); err != nil {
+			t.Errorf("no documentation beside %s: %v", path, err)
+		}
+	}
+
+	collEnv := func(t *testing.T, extra ...string) []string {
+		return append(ansibleEnv(t, extra...), "ANSIBLE_COLLECTIONS_PATH="+collections)
+	}
+
+	t.Run("ansible-doc", func(t *testing.T) {
+		r := runAnsible(t, collEnv(t), "ansible-doc", "imagebuilder.images.image_build")
+		if r.code != 0 || !strings.Contains(r.out, "MODULE imagebuilder.images.image_build") || !strings.Contains(r.out, "OPTIONS") {
+			t.Fatalf("exit %d\n%s", r.code, r.out)
+		}
+		if strings.Contains(r.out, "WARNING") {
+			t.Errorf("ansible-doc complains:\n%s", r.out)
+		}
+	})
+
+	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\nRUN echo collection > /c\n"})
+	play := func(t *testing.T, extraEnv []string, tag string, args ...string) (playRun, map[string]any) {
+		t.Helper()
+		dir := t.TempDir()
+		resultFile := filepath.Join(dir, "result.json")
+		vars, _ := json.Marshal(map[string]any{
+			"source":      map[string]any{"git_repo": map[string]any{"url": "file://" + repo, "version": "main"}},
+			"target":      map[string]any{"images": []any{map[string]any{"image": "ansible/collection", "tag": tag}}, "registry": map[string]any{"url": env[testenv.Registry]}},
+			"builder":     map[string]any{"endpoint": env[testenv.BuildKit]},
+			"result_file": resultFile,
+		})
+		varsFile := filepath.Join(dir, "vars.json")
+		if err := os.WriteFile(varsFile, vars, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runAnsible(t, collEnv(t, extraEnv...), "ansible-playbook", append([]string{"tests/fqcn.yml", "-e", "@" + varsFile, "-vvv"}, args...)...)
+		var res map[string]any
+		if data, err := os.ReadFile(resultFile); err == nil {
+			if err := json.Unmarshal(data, &res); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r, res
+	}
+
+	t.Run("build by FQCN", func(t *testing.T) {
+		tag := uniqueTag("fqcn")
+		r, res := play(t, nil, tag)
+		if r.code != 0 || res == nil {
+			t.Fatalf("exit %d\n%s", r.code, r.out)
+		}
+		if !strings.Contains(r.out, "Using module file "+filepath.Join(installed, "plugins/modules/image_build")+"\n") {
+			t.Errorf("the amd64 binary of the collection did not run:\n%s", r.out)
+		}
+		ref := env[testenv.Registry] + "/ansible/collection:" + tag
+		digests, _ := res["digests"].(map[string]any)
+		if got := registryDigest(t, ref, "", ""); got == "" || digests[ref] != got || res["changed"] != true {
+			t.Errorf("registered digest %v, registry serves %q\n%v", digests[ref], got, res)
+		}
+	})
+
+	fakeUname := func(t *testing.T, output string) []string {
+		dir := t.TempDir()
+		script := fmt.Sprintf("#!/bin/sh\necho %q\n", output)
+		if err := os.WriteFile(filepath.Join(dir, "uname"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"PATH=" + dir + string(os.PathListSeparator) + bin + string(os.PathListSeparator) + os.Getenv("PATH")}
+	}
+
+	t.Run("arm64 host", func(t *testing.T) {
+		if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
+			if testenv.Required() {
+				t.Fatalf("qemu-aarch64 binfmt is not registered (scripts/testenv.sh up does it): %v", err)
+			}
+			t.Skipf("qemu-aarch64 binfmt is not registered: %v", err)
+		}
+		r, res := play(t, fakeUname(t, "Linux aarch64"), uniqueTag("arm64"), "--check")
+		if r.code != 0 || res == nil {
+			t.Fatalf("exit %d\n%s", r.code, r.out)
+		}
+		if !strings.Contains(r.out, "Using module file "+filepath.Join(installed, "plugins/modules/linux_arm64/image_build")+"\n") {
+			t.Errorf("the arm64 binary did not run:\n%s", r.out)
+		}
+		if res["dry_run"] != true || res["changed"] != true {
+			t.Errorf("result: %v", res)
+		}
+	})
+
+	t.Run("unsupported host", func(t *testing.T) {
+		r, _ := play(t, fakeUname(t, "Linux riscv64"), uniqueTag("riscv"), "--check")
+		if r.code == 0 || !strings.Contains(r.out, "image_build runs on Linux hosts (x86_64 or aarch64); this host is Linux riscv64") {
+			t.Errorf("exit %d\n%s", r.code, r.out)
+		}
+	})
+}
