@@ -7,6 +7,8 @@
 // they are; fields added for users of the other systems are optional.
 package params
 
+import "github.com/invopop/jsonschema"
+
 //go:generate go run ./genschema -o ../../schema/build-params.schema.json -readme ../../README.md
 
 // BuildParams is one build request: where the code comes from, which images to make of it and
@@ -162,6 +164,26 @@ type Builder struct {
 	NoCache bool `json:"no_cache,omitempty"`
 	// Always pull base images, even when a local copy exists.
 	Pull bool `json:"pull,omitempty"`
+	// TLS for a tcp:// endpoint (a remote buildkitd or Docker daemon).
+	TLS *BuilderTLS `json:"tls,omitempty"`
+}
+
+// BuilderTLS is the TLS client configuration for a tcp:// build endpoint: files on the machine
+// that runs the build.
+type BuilderTLS struct {
+	// CA certificate file to verify the endpoint (default: the system roots).
+	CACert string `json:"ca_cert,omitempty"`
+	// Client certificate file (with key).
+	Cert string `json:"cert,omitempty"`
+	// Client key file (with cert).
+	Key string `json:"key,omitempty"`
+	// Name to verify in the endpoint's certificate (default: its host).
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// JSONSchemaExtend: a client certificate and its key go together.
+func (BuilderTLS) JSONSchemaExtend(s *jsonschema.Schema) {
+	s.DependentRequired = map[string][]string{"cert": {"key"}, "key": {"cert"}}
 }
 
 // Default values, as documented in the schema.

@@ -317,6 +317,11 @@ func ruleMessage(loc []string, doc any) (string, bool) {
 		case p:
 			return "username and password apply only to url", true
 		}
+	case "builder/tls":
+		if _, ok := obj["cert"]; ok {
+			return "cert needs key", true
+		}
+		return "key needs cert", true
 	case "target/registry":
 		if _, ok := obj["username"]; ok {
 			return "username needs password", true

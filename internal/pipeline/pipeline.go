@@ -356,8 +356,14 @@ func (r *run) connect(ctx context.Context) error {
 	}
 	newBuilder := r.opts.NewBuilder
 	if newBuilder == nil {
+		var bopts []builder.Option
+		if b := r.p.Builder; b != nil && b.TLS != nil {
+			bopts = append(bopts, builder.WithTLS(builder.TLSConfig{
+				CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
+			}))
+		}
 		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
-			return builder.New(ctx, endpoint)
+			return builder.New(ctx, endpoint, bopts...)
 		}
 	}
 	r.bld, err = newBuilder(ctx, endpoint)
