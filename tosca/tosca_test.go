@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +20,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/invopop/jsonschema"
 
 	"github.com/imagebuilder/imagebuilder/internal/convert"
@@ -290,45 +286,6 @@ func TestOperaValidate(t *testing.T) {
 	}
 }
 
-// gitRepo creates a repository with the given files on branch main and returns its file:// URL.
-func gitRepo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "test"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return "file://" + dir
-}
-
-// registryDigest is what the registry serves for ref ("" when the ref does not exist).
-func registryDigest(t *testing.T, ref string, auth authn.Authenticator) string {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := remote.Head(r, remote.WithAuth(auth), remote.WithContext(t.Context()))
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return ""
-	}
-	if err != nil {
-		t.Fatalf("HEAD %s: %v", ref, err)
-	}
-	return d.Digest.String()
-}
-
 // outputs is what `opera outputs -f json` prints for the service template.
 type outputs struct {
 	Images struct {
@@ -353,7 +310,7 @@ func checkOutputs(t *testing.T, o *opera, refs []string, auth authn.Authenticato
 			len(got.Digests.Value), len(got.Images.Value), len(refs), refs, out)
 	}
 	for i, ref := range refs {
-		want := registryDigest(t, ref, auth)
+		want := testenv.RegistryDigest(t, ref, auth)
 		if want == "" {
 			t.Errorf("%s is not in the registry", ref)
 		}
@@ -410,7 +367,7 @@ func TestOperaDeploy(t *testing.T) {
 	stage, csar := buildCSAR(t)
 	reg, user, pass := env[testenv.AuthRegistry], env[testenv.AuthUser], env[testenv.AuthPassword]
 	auth := &authn.Basic{Username: user, Password: pass}
-	repoURL := gitRepo(t, map[string]string{
+	repoURL := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile": "FROM " + env[authBaseEnv] + "\nCOPY hello.txt /hello.txt\n",
 		"hello.txt":  "built by opera\n",
 	})
@@ -474,7 +431,7 @@ func TestOperaDeploy(t *testing.T) {
 		noSecret(t, "opera undeploy's output", out, pass)
 		// Undeploying leaves the images in the registry (Standard.delete is not implemented).
 		for _, ref := range refs {
-			if registryDigest(t, ref, auth) == "" {
+			if testenv.RegistryDigest(t, ref, auth) == "" {
 				t.Errorf("%s is gone after undeploy", ref)
 			}
 		}
@@ -523,7 +480,7 @@ func TestOperaDeploy(t *testing.T) {
 		if found := filesWith(t, filepath.Join(o.dir, ".opera", "instances"), pass); len(found) > 0 {
 			t.Errorf("the registry password is stored in .opera/instances: %v", found)
 		}
-		if d := registryDigest(t, reg+"/"+repo+":invalid", auth); d != "" {
+		if d := testenv.RegistryDigest(t, reg+"/"+repo+":invalid", auth); d != "" {
 			t.Errorf("invalid inputs pushed %s:invalid (%s)", repo, d)
 		}
 	})

@@ -23,12 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagebuilder/imagebuilder/internal/result"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
@@ -112,56 +110,6 @@ func noWorkspace(t *testing.T, tmp string) {
 	}
 }
 
-// gitRepo creates a repository with the given files on branch main and returns its file:// URL.
-func gitRepo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "test"},
-	} {
-		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return "file://" + dir
-}
-
-func remoteOpts(user, pass string) []remote.Option {
-	if user == "" {
-		return []remote.Option{remote.WithAuth(authn.Anonymous)}
-	}
-	return []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: pass})}
-}
-
-// registryDigest is what the registry serves for ref ("" when the ref does not exist).
-func registryDigest(t *testing.T, ref string, opts ...remote.Option) string {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := remote.Head(r, opts...)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == 404 {
-		return ""
-	}
-	if err != nil {
-		t.Fatalf("HEAD %s: %v", ref, err)
-	}
-	return d.Digest.String()
-}
-
 // indexPlatforms lists the platforms of the index at ref.
 func indexPlatforms(t *testing.T, ref string, opts ...remote.Option) []string {
 	t.Helper()
@@ -219,10 +167,6 @@ func fileIn(t *testing.T, ref, platform, path string, opts ...remote.Option) str
 	}
 }
 
-func uniqueTag(prefix string) string {
-	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
-}
-
 // endpoints are the build engines every scenario runs on.
 func endpoints(t *testing.T) map[string]string {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_DOCKER", "IMAGEBUILDER_TEST_BUILDKIT")
@@ -251,14 +195,14 @@ func request(repo, registry string, images ...map[string]any) map[string]any {
 func TestBuildGitVariantsMultiArch(t *testing.T) {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT")
 	reg := env["IMAGEBUILDER_TEST_REGISTRY"]
-	repo := gitRepo(t, map[string]string{
+	repo := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile": fmt.Sprintf(demoDockerfile, env["IMAGEBUILDER_TEST_BASE"]),
 		"hello.txt":  "hello\n",
 	})
 	for kind, endpoint := range endpoints(t) {
 		t.Run(kind, func(t *testing.T) {
 			tmp := t.TempDir()
-			tag := uniqueTag(kind)
+			tag := testenv.UniqueTag(kind)
 			p := request(repo, reg,
 				map[string]any{"image": "e2e/variants", "tag": tag, "platforms": []string{"linux/amd64", "linux/arm64"}},
 				map[string]any{"image": "e2e/variants", "tag": tag + "-alt", "base": env["IMAGEBUILDER_TEST_BASE_ALT"],
@@ -274,7 +218,7 @@ func TestBuildGitVariantsMultiArch(t *testing.T) {
 			}
 			for i, want := range []string{"busybox", "alt"} {
 				img := r.res.Images[i]
-				if got := registryDigest(t, img.Ref); got != img.Digest || got == "" {
+				if got := testenv.RegistryDigest(t, img.Ref, nil); got != img.Digest || got == "" {
 					t.Errorf("%s: result digest %s, registry serves %s", img.Ref, img.Digest, got)
 				}
 				if got := indexPlatforms(t, img.Ref); strings.Join(got, ",") != "linux/amd64,linux/arm64" {
@@ -294,7 +238,7 @@ func TestBuildGitVariantsMultiArch(t *testing.T) {
 			if alt.Base == nil || alt.Base.To != env["IMAGEBUILDER_TEST_BASE_ALT"] {
 				t.Errorf("variant base not reported: %+v", alt.Base)
 			}
-			if got := registryDigest(t, alt.Repository+":"+tag+"-alt2"); got != alt.Digest {
+			if got := testenv.RegistryDigest(t, alt.Repository+":"+tag+"-alt2", nil); got != alt.Digest {
 				t.Errorf("extra tag points at %s, want %s", got, alt.Digest)
 			}
 
@@ -316,7 +260,7 @@ func TestBuildGitVariantsMultiArch(t *testing.T) {
 // Dockerfile; the final stage copies from it.
 func TestBuildMultiStageVariant(t *testing.T) {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT")
-	repo := gitRepo(t, map[string]string{
+	repo := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile": fmt.Sprintf(`FROM --platform=$BUILDPLATFORM %[1]s AS build
 RUN cp /etc/imagebuilder-base /built-on
 # FROM in a comment must not confuse anything
@@ -326,7 +270,7 @@ COPY --from=build /built-on /built-on
 	})
 	for kind, endpoint := range endpoints(t) {
 		t.Run(kind, func(t *testing.T) {
-			tag := uniqueTag(kind)
+			tag := testenv.UniqueTag(kind)
 			r := ibBinary(t, t.TempDir(), request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
 				map[string]any{"image": "e2e/multistage", "tag": tag, "base": env["IMAGEBUILDER_TEST_BASE_ALT"]}),
 				"build", "--builder", endpoint, "--progress", "quiet")
@@ -348,13 +292,13 @@ COPY --from=build /built-on /built-on
 // status is 1, the result names the image and step, and the workspace is gone.
 func TestBuildAllOrNothing(t *testing.T) {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE")
-	repo := gitRepo(t, map[string]string{
+	repo := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile": fmt.Sprintf("FROM %[1]s AS ok\nRUN echo ok > /ok\n\nFROM %[1]s AS broken\nRUN echo failing on purpose && false\n", env["IMAGEBUILDER_TEST_BASE"]),
 	})
 	for kind, endpoint := range endpoints(t) {
 		t.Run(kind, func(t *testing.T) {
 			tmp := t.TempDir()
-			tag := uniqueTag(kind)
+			tag := testenv.UniqueTag(kind)
 			r := ibBinary(t, tmp, request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
 				map[string]any{"image": "e2e/atomic", "tag": tag, "target": "ok"},
 				map[string]any{"image": "e2e/atomic", "tag": tag + "-broken", "target": "broken"}),
@@ -371,7 +315,7 @@ func TestBuildAllOrNothing(t *testing.T) {
 				t.Error("a failed request reports changed")
 			}
 			for _, tg := range []string{tag, tag + "-broken"} {
-				if d := registryDigest(t, env["IMAGEBUILDER_TEST_REGISTRY"]+"/e2e/atomic:"+tg); d != "" {
+				if d := testenv.RegistryDigest(t, env["IMAGEBUILDER_TEST_REGISTRY"]+"/e2e/atomic:"+tg, nil); d != "" {
 					t.Errorf("tag %s exists after a failed request (%s)", tg, d)
 				}
 			}
@@ -386,10 +330,10 @@ func TestBuildAuthRegistry(t *testing.T) {
 	reg, user, pass := env["IMAGEBUILDER_TEST_AUTH_REGISTRY"], env["IMAGEBUILDER_TEST_AUTH_USER"], env["IMAGEBUILDER_TEST_AUTH_PASSWORD"]
 	// The base comes from the authenticated registry too, so the pull needs the credentials.
 	base := env["IMAGEBUILDER_TEST_AUTH_BASE"]
-	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo authed > /authed\n"})
+	repo := testenv.GitRepoURL(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo authed > /authed\n"})
 	for kind, endpoint := range endpoints(t) {
 		t.Run(kind, func(t *testing.T) {
-			tag := uniqueTag(kind)
+			tag := testenv.UniqueTag(kind)
 			p := request(repo, reg, map[string]any{"image": "e2e/auth", "tag": tag})
 			p["target"].(map[string]any)["registry"] = map[string]any{"url": reg, "username": user, "password": pass}
 			r := ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
@@ -399,7 +343,7 @@ func TestBuildAuthRegistry(t *testing.T) {
 			if strings.Contains(r.stdout+r.stderr, pass) {
 				t.Fatal("the registry password appears in the output")
 			}
-			if d := registryDigest(t, r.res.Images[0].Ref, remoteOpts(user, pass)...); d != r.res.Images[0].Digest {
+			if d := testenv.RegistryDigest(t, r.res.Images[0].Ref, testenv.Basic(user, pass)); d != r.res.Images[0].Digest {
 				t.Errorf("registry serves %s, result says %s", d, r.res.Images[0].Digest)
 			}
 
@@ -423,15 +367,15 @@ func TestBuildAuthRegistry(t *testing.T) {
 // TestBuildDryRun: nothing is pushed, the result says what would change.
 func TestBuildDryRun(t *testing.T) {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BASE_ALT", "IMAGEBUILDER_TEST_BUILDKIT")
-	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env["IMAGEBUILDER_TEST_BASE"] + "\n"})
-	tag := uniqueTag("dry")
+	repo := testenv.GitRepoURL(t, map[string]string{"Dockerfile": "FROM " + env["IMAGEBUILDER_TEST_BASE"] + "\n"})
+	tag := testenv.UniqueTag("dry")
 	r := ibBinary(t, t.TempDir(), request(repo, env["IMAGEBUILDER_TEST_REGISTRY"],
 		map[string]any{"image": "e2e/dry", "tag": tag, "base": env["IMAGEBUILDER_TEST_BASE_ALT"]}),
 		"build", "--dry-run", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"])
 	if r.code != 0 || !r.res.DryRun || !r.res.Changed || r.res.Images[0].Base == nil {
 		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if d := registryDigest(t, r.res.Images[0].Ref); d != "" {
+	if d := testenv.RegistryDigest(t, r.res.Images[0].Ref, nil); d != "" {
 		t.Fatalf("dry run pushed %s", d)
 	}
 	// After a real build, a dry run of the same request says nothing would change; with another
@@ -461,12 +405,12 @@ func TestBuildDryRun(t *testing.T) {
 // no leftover workspace. buildkitd is restarted afterwards.
 func TestBuildBuildkitdKilled(t *testing.T) {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_REGISTRY", "IMAGEBUILDER_TEST_BASE", "IMAGEBUILDER_TEST_BUILDKIT")
-	repo := gitRepo(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN sleep 60 # %d\n", env["IMAGEBUILDER_TEST_BASE"], time.Now().UnixNano())})
+	repo := testenv.GitRepoURL(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN sleep 60 # %d\n", env["IMAGEBUILDER_TEST_BASE"], time.Now().UnixNano())})
 	tmp := t.TempDir()
-	data, _ := json.Marshal(request(repo, env["IMAGEBUILDER_TEST_REGISTRY"], map[string]any{"image": "e2e/killed", "tag": uniqueTag("k")}))
+	data, _ := json.Marshal(request(repo, env["IMAGEBUILDER_TEST_REGISTRY"], map[string]any{"image": "e2e/killed", "tag": testenv.UniqueTag("k")}))
 	cmd := exec.Command(binary(t), "build", "--builder", env["IMAGEBUILDER_TEST_BUILDKIT"], "--progress", "plain")
 	cmd.Stdin = bytes.NewReader(data)
-	var out, errb syncBuffer
+	var out, errb testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if err := cmd.Start(); err != nil {
@@ -492,23 +436,6 @@ func TestBuildBuildkitdKilled(t *testing.T) {
 	noWorkspace(t, tmp)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestBuildOtherSources: a Dockerfile URL with a git build context that has a Dockerfile of its
 // own (the downloaded one is built), and a gzip tarball; both through a real build.
 func TestBuildOtherSources(t *testing.T) {
@@ -522,13 +449,13 @@ func TestBuildOtherSources(t *testing.T) {
 		fmt.Fprintf(w, "FROM %s\nCOPY sub/data.txt /data.txt\nRUN echo downloaded > /which\n", base)
 	}))
 	defer srv.Close()
-	ctxRepo := gitRepo(t, map[string]string{
+	ctxRepo := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile":        "FROM " + base + "\nRUN echo repo > /which\n",
 		"ctx/sub/data.txt":  "from the context\n",
 		"ctx/Dockerfile":    "FROM " + base + "\nRUN echo repo-subdir > /which\n",
 		"outside/ignored.t": "x",
 	})
-	tag := uniqueTag("df")
+	tag := testenv.UniqueTag("df")
 	p := map[string]any{
 		"source": map[string]any{
 			"dockerfile":    map[string]any{"url": srv.URL + "/Dockerfile", "username": "df", "password": "df-secret"},

@@ -21,12 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
@@ -226,47 +220,6 @@ func runGit(t *testing.T, dir string, args ...string) {
 	}
 }
 
-// gitRepo makes a repository with the given files on branch main.
-func gitRepo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for n, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, n), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runGit(t, dir, "init", "-q", "-b", "main")
-	runGit(t, dir, "add", "-A")
-	runGit(t, dir, "commit", "-q", "-m", "app")
-	return dir
-}
-
-// registryDigest is what the registry serves for ref ("" when it does not exist).
-func registryDigest(t *testing.T, ref, user, pass string) string {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := authn.Authenticator(authn.Anonymous)
-	if user != "" {
-		auth = &authn.Basic{Username: user, Password: pass}
-	}
-	d, err := remote.Head(r, remote.WithAuth(auth))
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
-		return ""
-	}
-	if err != nil {
-		t.Fatalf("HEAD %s: %v", ref, err)
-	}
-	return d.Digest.String()
-}
-
-func uniqueTag(prefix string) string {
-	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
-}
-
 func noCanary(t *testing.T, canary, what, text string) {
 	t.Helper()
 	if strings.Contains(text, canary) {
@@ -284,12 +237,12 @@ func TestPlaybookBuild(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.AuthRegistry, testenv.AuthUser, testenv.AuthPassword,
 		"IMAGEBUILDER_TEST_AUTH_BASE", "IMAGEBUILDER_TEST_AUTH_BASE_ALT")
 	reg, user, canary := env[testenv.AuthRegistry], env[testenv.AuthUser], env[testenv.AuthPassword]
-	repo := gitRepo(t, map[string]string{
+	repo := testenv.GitRepo(t, map[string]string{
 		"Dockerfile": fmt.Sprintf("FROM %s\nCOPY hello.txt /hello.txt\nRUN cat /etc/imagebuilder-base > /built-from\n", env["IMAGEBUILDER_TEST_AUTH_BASE"]),
 		"hello.txt":  "hello from ansible\n",
 	})
 	url := gitHTTPServer(t, repo, "git-user", canary)
-	tag := uniqueTag("play")
+	tag := testenv.UniqueTag("play")
 	request := func(tag string) map[string]any {
 		return map[string]any{
 			"source": map[string]any{"git_repo": map[string]any{"url": url, "version": "main", "username": "git-user", "password": canary}},
@@ -327,7 +280,7 @@ func TestPlaybookBuild(t *testing.T) {
 	}
 	digests, _ := res["digests"].(map[string]any)
 	for _, ref := range []string{reg + "/ansible/app:" + tag, reg + "/ansible/app:" + tag + "-alt"} {
-		got := registryDigest(t, ref, user, canary)
+		got := testenv.RegistryDigest(t, ref, testenv.Basic(user, canary))
 		if got == "" || digests[ref] != got {
 			t.Errorf("%s: registered digest %v, registry serves %q", ref, digests[ref], got)
 		}
@@ -366,7 +319,7 @@ func TestPlaybookBuild(t *testing.T) {
 	})
 
 	t.Run("check mode on a new tag", func(t *testing.T) {
-		newTag := uniqueTag("check")
+		newTag := testenv.UniqueTag("check")
 		r3, res3 := buildPlaybook(t, request(newTag), "--check", "--diff", "-vvv")
 		if r3.code != 0 || res3 == nil {
 			t.Fatalf("ansible-playbook exited %d\n%s", r3.code, r3.out)
@@ -376,7 +329,7 @@ func TestPlaybookBuild(t *testing.T) {
 			t.Errorf("check mode: task %s, result %v", got, res3)
 		}
 		for _, ref := range []string{reg + "/ansible/app:" + newTag, reg + "/ansible/app:" + newTag + "-alt"} {
-			if d := registryDigest(t, ref, user, canary); d != "" {
+			if d := testenv.RegistryDigest(t, ref, testenv.Basic(user, canary)); d != "" {
 				t.Errorf("check mode pushed %s (%s)", ref, d)
 			}
 		}
@@ -386,7 +339,7 @@ func TestPlaybookBuild(t *testing.T) {
 	})
 
 	t.Run("wrong registry password", func(t *testing.T) {
-		req := request(uniqueTag("wrong"))
+		req := request(testenv.UniqueTag("wrong"))
 		req["target"].(map[string]any)["registry"].(map[string]any)["password"] = "wrong-" + canary
 		r4, res4 := buildPlaybook(t, req, "--check", "-vvv")
 		if r4.code == 0 || res4 != nil {
@@ -403,8 +356,8 @@ func TestPlaybookBuild(t *testing.T) {
 // `imagebuilder build -f` reads); in check mode, nothing is pushed.
 func TestPlaybookParamsFile(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.Base)
-	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\n"})
-	tag := uniqueTag("file")
+	repo := testenv.GitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\n"})
+	tag := testenv.UniqueTag("file")
 	paramsFile := filepath.Join(t.TempDir(), "params.yaml")
 	doc := fmt.Sprintf("source:\n  git_repo:\n    url: file://%s\n    version: main\ntarget:\n  images:\n    - image: ansible/file\n      tag: %s\n  registry:\n    url: %s\nbuilder:\n  endpoint: %s\n",
 		repo, tag, env[testenv.Registry], env[testenv.BuildKit])
@@ -422,7 +375,7 @@ func TestPlaybookParamsFile(t *testing.T) {
 	if !strings.Contains(r.out, env[testenv.Registry]+"/ansible/file:"+tag+" (check mode: not built) changed") {
 		t.Errorf("the playbook does not print the reference:\n%s", r.out)
 	}
-	if d := registryDigest(t, env[testenv.Registry]+"/ansible/file:"+tag, "", ""); d != "" {
+	if d := testenv.RegistryDigest(t, env[testenv.Registry]+"/ansible/file:"+tag, testenv.Basic("", "")); d != "" {
 		t.Errorf("check mode pushed %s", d)
 	}
 }
@@ -549,7 +502,7 @@ func TestExamplePlaybooks(t *testing.T) {
 		{"examples/delegate.yml", "Build and push on the build host"},
 	} {
 		t.Run(filepath.Base(tt.playbook), func(t *testing.T) {
-			tag := uniqueTag("example")
+			tag := testenv.UniqueTag("example")
 			r := runAnsible(t, ansibleEnv(t), "ansible-playbook", tt.playbook, "-e", "tag="+tag, "-e", "builder_endpoint="+env[testenv.BuildKit], "-vvv")
 			if r.code != 0 {
 				t.Fatalf("exit %d\n%s", r.code, r.out)
@@ -561,7 +514,7 @@ func TestExamplePlaybooks(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no digest printed:\n%s", r.out)
 			}
-			if got := registryDigest(t, "127.0.0.1:5000/demo/hello:"+tag, "", ""); got != m[1] {
+			if got := testenv.RegistryDigest(t, "127.0.0.1:5000/demo/hello:"+tag, testenv.Basic("", "")); got != m[1] {
 				t.Errorf("printed digest %s, registry serves %s", m[1], got)
 			}
 		})

@@ -70,7 +70,7 @@ func TestCollection(t *testing.T) {
 		}
 	})
 
-	repo := gitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\nRUN echo collection > /c\n"})
+	repo := testenv.GitRepo(t, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\nRUN echo collection > /c\n"})
 	play := func(t *testing.T, extraEnv []string, tag string, args ...string) (playRun, map[string]any) {
 		t.Helper()
 		dir := t.TempDir()
@@ -96,7 +96,7 @@ func TestCollection(t *testing.T) {
 	}
 
 	t.Run("build by FQCN", func(t *testing.T) {
-		tag := uniqueTag("fqcn")
+		tag := testenv.UniqueTag("fqcn")
 		r, res := play(t, nil, tag)
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)
@@ -106,7 +106,7 @@ func TestCollection(t *testing.T) {
 		}
 		ref := env[testenv.Registry] + "/ansible/collection:" + tag
 		digests, _ := res["digests"].(map[string]any)
-		if got := registryDigest(t, ref, "", ""); got == "" || digests[ref] != got || res["changed"] != true {
+		if got := testenv.RegistryDigest(t, ref, testenv.Basic("", "")); got == "" || digests[ref] != got || res["changed"] != true {
 			t.Errorf("registered digest %v, registry serves %q\n%v", digests[ref], got, res)
 		}
 	})
@@ -127,7 +127,7 @@ func TestCollection(t *testing.T) {
 			}
 			t.Skipf("qemu-aarch64 binfmt is not registered: %v", err)
 		}
-		r, res := play(t, fakeUname(t, "Linux aarch64"), uniqueTag("arm64"), "--check")
+		r, res := play(t, fakeUname(t, "Linux aarch64"), testenv.UniqueTag("arm64"), "--check")
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)
 		}
@@ -140,7 +140,7 @@ func TestCollection(t *testing.T) {
 	})
 
 	t.Run("unsupported host", func(t *testing.T) {
-		r, _ := play(t, fakeUname(t, "Linux riscv64"), uniqueTag("riscv"), "--check")
+		r, _ := play(t, fakeUname(t, "Linux riscv64"), testenv.UniqueTag("riscv"), "--check")
 		if r.code == 0 || !strings.Contains(r.out, "image_build runs on Linux hosts (x86_64 or aarch64); this host is Linux riscv64") {
 			t.Errorf("exit %d\n%s", r.code, r.out)
 		}
