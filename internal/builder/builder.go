@@ -318,6 +318,25 @@ type normalizedRequest struct {
 	platforms []string // normalized; empty means native
 }
 
+// prepare is the start of every Build: the request checked and normalized, the platforms to
+// build (the request's, else the endpoint's native one) and the error context that names them.
+func (b *baseBuilder) prepare(ctx context.Context, c *client.Client, req Request) (*normalizedRequest, []string, Error, error) {
+	nr, err := b.validate(req)
+	if err != nil {
+		return nil, nil, Error{}, err
+	}
+	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
+	if len(nr.platforms) > 0 {
+		return nr, nr.platforms, errInfo, nil
+	}
+	native, _, _, err := workerPlatforms(ctx, c)
+	if err != nil {
+		return nil, nil, errInfo, errInfo.at(StepConnect, err)
+	}
+	errInfo.Platforms = []string{native}
+	return nr, errInfo.Platforms, errInfo, nil
+}
+
 func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
 	fail := func(err error) (*normalizedRequest, error) {
 		return nil, &Error{Step: StepValidate, Repository: req.Repository, Platforms: req.Platforms, Endpoint: b.endpoint.String(), Err: err}

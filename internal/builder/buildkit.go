@@ -66,12 +66,7 @@ func (b *buildkitBuilder) Info(ctx context.Context) (Info, error) {
 }
 
 func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, error) {
-	nr, err := b.validate(req)
-	if err != nil {
-		return nil, err
-	}
-	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
-	plats, err := platformsToBuild(ctx, b.c, nr, &errInfo)
+	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
 	}
@@ -105,20 +100,6 @@ func imageExportAttrs(req *normalizedRequest) map[string]string {
 		attrs["registry.insecure"] = strconv.FormatBool(true)
 	}
 	return attrs
-}
-
-// platformsToBuild returns the request's platforms, else the endpoint's native one (and
-// records them in errInfo).
-func platformsToBuild(ctx context.Context, c *client.Client, nr *normalizedRequest, errInfo *Error) ([]string, error) {
-	if len(nr.platforms) > 0 {
-		return nr.platforms, nil
-	}
-	native, _, _, err := workerPlatforms(ctx, c)
-	if err != nil {
-		return nil, errInfo.at(StepConnect, err)
-	}
-	errInfo.Platforms = []string{native}
-	return errInfo.Platforms, nil
 }
 
 // workerPlatforms returns the native platform (the first worker's first platform), every

@@ -174,12 +174,7 @@ func (b *dockerBuilder) Info(ctx context.Context) (Info, error) {
 }
 
 func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error) {
-	nr, err := b.validate(req)
-	if err != nil {
-		return nil, err
-	}
-	errInfo := Error{Repository: nr.repo.String(), Platforms: nr.platforms, Endpoint: b.endpoint.String()}
-	plats, err := platformsToBuild(ctx, b.c, nr, &errInfo)
+	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
 	}

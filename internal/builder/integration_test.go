@@ -317,41 +317,50 @@ func TestBuildMultiPlatform(t *testing.T) {
 	})
 }
 
+// startSleepingBuild starts a build whose RUN step sleeps 30 s and returns, once that step is
+// running, the channel its result arrives on.
+func startSleepingBuild(ctx context.Context, t *testing.T, b Builder, env map[string]string, platforms []string) <-chan error {
+	t.Helper()
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{
+		// The nonce keeps the step out of the cache.
+		"Dockerfile": fmt.Sprintf("ARG BASE\nFROM ${BASE}\nRUN echo %d && sleep 30\n", time.Now().UnixNano()),
+	})
+	var once sync.Once
+	running := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Build(ctx, Request{
+			ContextDir: ctxDir,
+			Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
+			Platforms:  platforms,
+			BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
+			Repository: testRepo(t, env[testenv.Registry]),
+			Progress: func(s *client.SolveStatus) {
+				for _, v := range s.Vertexes {
+					if strings.Contains(v.Name, "sleep 30") && v.Started != nil {
+						once.Do(func() { close(running) })
+					}
+				}
+			},
+		})
+		errc <- err
+	}()
+	select {
+	case <-running:
+	case err := <-errc:
+		t.Fatalf("Build ended before the sleep started: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the sleep step never started")
+	}
+	return errc
+}
+
 func TestBuildCancel(t *testing.T) {
 	forEachEndpoint(t, []string{testenv.Registry, testenv.Base}, func(t *testing.T, b Builder, env map[string]string) {
-		ctxDir := t.TempDir()
-		writeFiles(t, ctxDir, map[string]string{
-			// The nonce keeps the step out of the cache.
-			"Dockerfile": fmt.Sprintf("ARG BASE\nFROM ${BASE}\nRUN echo %d && sleep 30\n", time.Now().UnixNano()),
-		})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var once sync.Once
-		running := make(chan struct{})
-		errc := make(chan error, 1)
-		go func() {
-			_, err := b.Build(ctx, Request{
-				ContextDir: ctxDir,
-				Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
-				BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
-				Repository: testRepo(t, env[testenv.Registry]),
-				Progress: func(s *client.SolveStatus) {
-					for _, v := range s.Vertexes {
-						if strings.Contains(v.Name, "sleep 30") && v.Started != nil {
-							once.Do(func() { close(running) })
-						}
-					}
-				},
-			})
-			errc <- err
-		}()
-		select {
-		case <-running:
-		case err := <-errc:
-			t.Fatalf("Build ended before the sleep started: %v", err)
-		case <-time.After(2 * time.Minute):
-			t.Fatal("the sleep step never started")
-		}
+		errc := startSleepingBuild(ctx, t, b, env, nil)
 		cancelled := time.Now()
 		cancel()
 		select {
@@ -633,37 +642,7 @@ func TestBuildEndpointDies(t *testing.T) {
 			}
 			defer b.Close()
 
-			ctxDir := t.TempDir()
-			writeFiles(t, ctxDir, map[string]string{
-				"Dockerfile": fmt.Sprintf("ARG BASE\nFROM ${BASE}\nRUN echo %d && sleep 30\n", time.Now().UnixNano()),
-			})
-			var once sync.Once
-			running := make(chan struct{})
-			errc := make(chan error, 1)
-			go func() {
-				_, err := b.Build(ctx, Request{
-					ContextDir: ctxDir,
-					Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
-					Platforms:  []string{"linux/amd64"},
-					BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
-					Repository: testRepo(t, env[testenv.Registry]),
-					Progress: func(s *client.SolveStatus) {
-						for _, v := range s.Vertexes {
-							if strings.Contains(v.Name, "sleep 30") && v.Started != nil {
-								once.Do(func() { close(running) })
-							}
-						}
-					},
-				})
-				errc <- err
-			}()
-			select {
-			case <-running:
-			case err := <-errc:
-				t.Fatalf("Build ended before the sleep started: %v", err)
-			case <-time.After(2 * time.Minute):
-				t.Fatal("the sleep step never started")
-			}
+			errc := startSleepingBuild(ctx, t, b, env, []string{"linux/amd64"})
 			killed := time.Now()
 			proxy.kill()
 			select {

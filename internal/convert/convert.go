@@ -45,7 +45,7 @@ func Convert(data []byte, opts Options) ([]byte, params.Format, error) {
 		if err := params.Validate(doc); err != nil {
 			return nil, "", err
 		}
-		p, err := params.Load(data)
+		p, err := params.DecodeValid(doc)
 		if err != nil {
 			return nil, "", err
 		}

@@ -1,11 +1,11 @@
 package params
 
 import (
-	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/invopop/jsonschema"
 )
 
 // Markers around the generated params reference in README.md.
@@ -14,129 +14,61 @@ const (
 	ReferenceEnd   = "<!-- params-reference:end -->"
 )
 
-type refSchema struct {
-	Ref         string                `json:"$ref"`
-	Type        string                `json:"type"`
-	Description string                `json:"description"`
-	Default     any                   `json:"default"`
-	Pattern     string                `json:"pattern"`
-	WriteOnly   bool                  `json:"writeOnly"`
-	Required    []string              `json:"required"`
-	Items       *refSchema            `json:"items"`
-	Props       orderedProps          `json:"properties"`
-	Additional  json.RawMessage       `json:"additionalProperties"`
-	Defs        map[string]*refSchema `json:"$defs"`
-}
-
-// orderedProps keeps the properties in schema order.
-type orderedProps struct {
-	names []string
-	m     map[string]*refSchema
-}
-
-func (o *orderedProps) UnmarshalJSON(data []byte) error {
-	if err := json.Unmarshal(data, &o.m); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			if t == '{' || t == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		case string:
-			if depth == 1 {
-				o.names = append(o.names, t)
-				// Skip the value.
-				var skip json.RawMessage
-				if err := dec.Decode(&skip); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
 // Reference renders the params reference (a Markdown table) from a schema document.
 func Reference(schemaJSON []byte) (string, error) {
-	var root refSchema
-	if err := json.Unmarshal(schemaJSON, &root); err != nil {
+	var root jsonschema.Schema
+	if err := root.UnmarshalJSON(schemaJSON); err != nil {
 		return "", fmt.Errorf("reading schema: %w", err)
+	}
+	resolve := func(s *jsonschema.Schema) *jsonschema.Schema {
+		name, ok := strings.CutPrefix(s.Ref, "#/$defs/")
+		if !ok || root.Definitions[name] == nil {
+			return s
+		}
+		d := *root.Definitions[name]
+		if s.Description != "" { // the property's description wins over the type's
+			d.Description = s.Description
+		}
+		return &d
 	}
 	var b strings.Builder
 	b.WriteString("| field | type | required | default | description |\n|---|---|---|---|---|\n")
-	var walk func(path string, s *refSchema)
-	walk = func(path string, s *refSchema) {
-		for _, name := range s.Props.names {
-			p := resolve(&root, s.Props.m[name])
+	var walk func(path string, s *jsonschema.Schema)
+	walk = func(path string, s *jsonschema.Schema) {
+		if s.Properties == nil {
+			return
+		}
+		for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
+			name, p := pair.Key, resolve(pair.Value)
 			field := strings.TrimPrefix(path+"."+name, ".")
-			typ := p.Type
-			if p.Ref != "" || typ == "" {
-				typ = "object"
-			}
-			items := (*refSchema)(nil)
+			typ, next, nextPath := p.Type, p, field
 			if p.Items != nil {
-				items = resolve(&root, p.Items)
-				it := items.Type
-				if it == "" {
-					it = "object"
-				}
-				typ = "list of " + it
+				next, nextPath = resolve(p.Items), field+"[]"
+				typ = "list of " + or(next.Type, "object")
 			}
-			if typ == "object" && len(p.Props.names) == 0 && len(p.Additional) > 0 {
+			switch {
+			case typ == "":
+				typ = "object"
+			case typ == "object" && p.Properties == nil && p.AdditionalProperties != nil:
 				typ = "map of string"
+			}
+			if p.WriteOnly {
+				typ += " (secret)"
 			}
 			def := ""
 			if p.Default != nil {
 				def = fmt.Sprintf("`%v`", p.Default)
 			}
-			desc := p.Description
-			if p.WriteOnly {
-				typ += " (secret)"
-			}
 			req := ""
 			if slices.Contains(s.Required, name) {
 				req = "yes"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", field, typ, req, def, strings.ReplaceAll(desc, "|", `\|`))
-			switch {
-			case items != nil && len(items.Props.names) > 0:
-				walk(field+"[]", items)
-			case len(p.Props.names) > 0:
-				walk(field, p)
-			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", field, typ, req, def, strings.ReplaceAll(p.Description, "|", `\|`))
+			walk(nextPath, next)
 		}
 	}
-	walk("", resolve(&root, &root))
+	walk("", resolve(&root))
 	return b.String(), nil
-}
-
-var defRef = regexp.MustCompile(`^#/\$defs/(.+)$`)
-
-func resolve(root, s *refSchema) *refSchema {
-	for s != nil && s.Ref != "" {
-		m := defRef.FindStringSubmatch(s.Ref)
-		if m == nil {
-			break
-		}
-		desc := s.Description
-		s = root.Defs[m[1]]
-		if desc != "" && s != nil {
-			c := *s
-			c.Description = desc
-			s = &c
-		}
-	}
-	return s
 }
 
 // ReplaceReference returns doc with the text between the reference markers replaced.

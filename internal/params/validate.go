@@ -158,7 +158,7 @@ func Validate(doc any) error {
 	}
 	if len(errs) == 0 {
 		// The rules below assume the schema holds.
-		p, err := decodeStrict(doc)
+		p, err := DecodeValid(doc)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func Load(data []byte) (*BuildParams, error) {
 	if err := Validate(doc); err != nil {
 		return nil, err
 	}
-	return decodeStrict(doc)
+	return DecodeValid(doc)
 }
 
 // LoadFile is Load on a file, or on standard input when name is "-".
@@ -218,7 +218,8 @@ func FromMap(doc map[string]any) (*BuildParams, error) {
 	return Load(data)
 }
 
-func decodeStrict(doc any) (*BuildParams, error) {
+// DecodeValid decodes generic data that Validate accepted into the params types.
+func DecodeValid(doc any) (*BuildParams, error) {
 	data, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding document: %w", err)

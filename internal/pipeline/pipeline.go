@@ -370,6 +370,15 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The engine's native platform is needed for images that name none; a dry run asks in any
+	// case, to check that the engine answers. Otherwise the build itself finds out.
+	needInfo := r.opts.DryRun
+	for _, ir := range r.images {
+		needInfo = needInfo || len(ir.out.Platforms) == 0
+	}
+	if !needInfo {
+		return nil
+	}
 	info, err := r.bld.Info(ctx)
 	if err != nil {
 		return err
@@ -478,13 +487,23 @@ func (r *run) build(ctx context.Context) error {
 			Progress:    r.opts.Progress,
 		})
 		if err != nil {
-			return &Error{Image: ir.out.Ref, Step: result.StepBuild, Err: err}
+			return &Error{Image: ir.out.Ref, Step: buildStep(err), Err: err}
 		}
 		ir.out.Digest = br.Digest
 		ir.out.Platforms = br.Platforms
 		r.log("%s: pushed %s", ir.out.Ref, br.Digest)
 	}
 	return nil
+}
+
+// buildStep names the step of a builder failure: push when the image was built but could not
+// be pushed (or its index could not), build otherwise.
+func buildStep(err error) string {
+	var be *builder.Error
+	if errors.As(err, &be) && (be.Step == builder.StepPush || be.Step == builder.StepIndex) {
+		return result.StepPush
+	}
+	return result.StepBuild
 }
 
 func (r *run) credentials(ctx context.Context) func(host string) (string, string, bool) {

@@ -32,8 +32,11 @@ func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
 
 func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Result, error) {
 	f.builds.Add(1)
-	if req.Target == "fail" {
+	switch req.Target {
+	case "fail":
 		return nil, errors.New("RUN false: exit code 1")
+	case "push":
+		return nil, &builder.Error{Step: builder.StepPush, Repository: req.Repository, Err: errors.New("401 Unauthorized")}
 	}
 	cfg, _ := empty.Image.ConfigFile()
 	cfg.Config.Labels = req.Labels
@@ -131,6 +134,11 @@ func TestAllOrNothing(t *testing.T) {
 	}
 	if d := f.digest(t, "app", "one"); d != "" {
 		t.Fatalf("tag one moved although two failed: %s", d)
+	}
+	// A builder failure after the build, in the push, is named as such.
+	_, err = f.run(t, f.params(params.Image{Image: "app", Tag: "three", Target: "push"}), false)
+	if !errors.As(err, &pe) || pe.Step != result.StepPush {
+		t.Fatalf("push failure reported as %v", err)
 	}
 }
 

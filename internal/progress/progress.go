@@ -5,7 +5,6 @@ package progress
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -100,9 +99,9 @@ func (p *Printer) Log(line string) {
 	n := p.n
 	p.mu.Unlock()
 	now := time.Now()
-	dgst := digest.FromBytes(fmt.Appendf(nil, "imagebuilder-%d-%d-%x", n, now.UnixNano(), sha256.Sum256([]byte(line))))
 	p.Status(&client.SolveStatus{Vertexes: []*client.Vertex{{
-		Digest: dgst, Name: "[imagebuilder] " + line, Started: &now, Completed: &now,
+		Digest: digest.FromString(fmt.Sprintf("imagebuilder-log-%d", n)), // unique per printer
+		Name:   "[imagebuilder] " + line, Started: &now, Completed: &now,
 	}}})
 }
 

@@ -5,13 +5,12 @@ package result
 
 // Steps of a build, named in failures.
 const (
-	StepValidate = "validate"
-	StepSource   = "source"
-	StepInject   = "inject"
-	StepBuild    = "build"
-	StepPush     = "push"
-	StepTag      = "tag"
-	StepCheck    = "check" // dry run: registry reachability and credentials
+	StepSource = "source"
+	StepInject = "inject"
+	StepBuild  = "build"
+	StepPush   = "push"
+	StepTag    = "tag"
+	StepCheck  = "check" // the engine and the registry answer, the credentials are accepted
 )
 
 // Result is what one build request did (or, in a dry run, would do).

@@ -295,14 +295,8 @@ func TestGitHTTPAuth(t *testing.T) {
 			var l logs
 			res, _, err := fetchGit(t, tt.g, l.option())
 			noSecret(t, canary, err, res, l.String())
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error = %v\nwant %s", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if res.URL != repoURL {
 				t.Errorf("URL = %q, want %q", res.URL, repoURL)

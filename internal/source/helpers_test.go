@@ -278,6 +278,19 @@ func listTree(t testing.TB, dir string) string {
 }
 
 // noSecret fails when secret shows in any of the values.
+// wantError checks err against the wanted message ("" means no error) and reports whether the
+// test should go on checking a result.
+func wantError(t testing.TB, err error, want string) bool {
+	t.Helper()
+	switch {
+	case want != "" && (err == nil || err.Error() != want):
+		t.Fatalf("error = %v\nwant %s", err, want)
+	case want == "" && err != nil:
+		t.Fatal(err)
+	}
+	return want == ""
+}
+
 func noSecret(t testing.TB, secret string, values ...any) {
 	t.Helper()
 	for _, v := range values {

@@ -115,14 +115,8 @@ func TestDockerfileURL(t *testing.T) {
 			var l logs
 			res, ws, err := fetchDockerfile(t, tt.d, nil, append(tt.opts, l.option())...)
 			noSecret(t, canary, err, res, l.String())
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error = %v\nwant %s", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := readFile(t, res.Dockerfile); got != dockerfileBody {
 				t.Errorf("Dockerfile = %q", got)
@@ -231,14 +225,8 @@ func TestDockerfileWithBuildContext(t *testing.T) {
 			var l logs
 			res, ws, err := fetchDockerfile(t, d, &tt.bc, l.option())
 			noSecret(t, canary, err, res, l.String())
-			if tt.wantErr != "" {
-				if err == nil || err.Error() != tt.wantErr {
-					t.Fatalf("error = %v\nwant %s", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := readFile(t, res.Dockerfile); got != dockerfileBody {
 				t.Errorf("built Dockerfile = %q, want the downloaded one", got)
