@@ -6,6 +6,8 @@
 #   dockerd        unix:///var/run/docker.sock (Debian docker.io, --bridge=none --iptables=false)
 #   registry       127.0.0.1:5000 (no auth) and 127.0.0.1:5001 (htpasswd), deletes enabled
 #   base images    {5000,5001}/base/busybox:latest and base/alt:latest (linux/amd64 + linux/arm64)
+#   sshd           127.0.0.1:2222, root by key only ($STATE_DIR/ssh/id_ed25519): remote Ansible
+#                  runs, TOSCA Compute hosts and DOCKER_HOST=ssh:// go through it
 #   virtualenvs    ansible-core, and opera 0.7.0 (+ ansible-core) in its own venv
 #
 # Usage: scripts/testenv.sh up|down|env|status|restart-buildkitd|kill-buildkitd
@@ -58,8 +60,17 @@ AUTH_PASSWORD_FILE=$STATE_DIR/registry-5001.password
 AUTH_HTPASSWD=$STATE_DIR/registry-5001.htpasswd
 REGISTRY_SECRET_FILE=$STATE_DIR/registry-http-secret
 
+SSH_PORT=2222
+SSH_DIR=$STATE_DIR/ssh
+SSH_CONFIG=$SSH_DIR/sshd_config
+SSH_PIDFILE=$RUN_DIR/sshd.pid
+SSH_KEY=$SSH_DIR/id_ed25519
+# Makes `ssh root@127.0.0.1 -p 2222` (and DOCKER_HOST=ssh://root@127.0.0.1:2222) use the test key
+# and trust the test host key, for every program that runs the system's ssh client.
+SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/imagebuilder-test.conf
+
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
-	apache2-utils git iproute2 python3-venv ca-certificates)
+	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -552,6 +563,74 @@ start_registry() {
 	log "registry 127.0.0.1:$port: started (pid $pid), /v2/ -> $code"
 }
 
+# --------------------------------------------------------------------------- sshd
+
+# An sshd of its own on 127.0.0.1:$SSH_PORT: root logs in with the test key only. A system sshd
+# (port 22), if any, is left alone.
+write_sshd_config() {
+	mkdir -p "$SSH_DIR"
+	chmod 0700 "$SSH_DIR"
+	[[ -s $SSH_DIR/ssh_host_ed25519_key ]] || ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/ssh_host_ed25519_key"
+	[[ -s $SSH_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C imagebuilder-test -f "$SSH_KEY"
+	write_if_changed "$SSH_DIR/authorized_keys" 0600 <"$SSH_KEY.pub" || true
+	printf '[127.0.0.1]:%s %s\n' "$SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/ssh_host_ed25519_key.pub")" |
+		write_if_changed "$SSH_DIR/known_hosts" 0644 || true
+	mkdir -p "$(dirname "$SSH_CLIENT_CONFIG")"
+	write_if_changed "$SSH_CLIENT_CONFIG" 0644 <<EOF || true
+# Written by scripts/testenv.sh (removed by its down command): the loopback test sshd.
+Host 127.0.0.1
+  IdentityFile $SSH_KEY
+  GlobalKnownHostsFile /etc/ssh/ssh_known_hosts $SSH_DIR/known_hosts
+EOF
+	write_if_changed "$SSH_CONFIG" 0600 <<EOF
+# Written by scripts/testenv.sh; edits are overwritten.
+ListenAddress 127.0.0.1:$SSH_PORT
+HostKey $SSH_DIR/ssh_host_ed25519_key
+PidFile $SSH_PIDFILE
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+MaxSessions 64
+MaxStartups 64:30:128
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+EOF
+}
+
+ssh_answers() {
+	ssh -q -i "$SSH_KEY" -p "$SSH_PORT" -o BatchMode=yes -o ConnectTimeout=5 \
+		-o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes root@127.0.0.1 true
+}
+
+start_sshd() {
+	local changed=0 pid i
+	write_sshd_config && changed=1
+	if pid=$(pid_of "$SSH_PIDFILE" sshd); then
+		if ((changed == 0)) && ssh_answers; then
+			log "sshd 127.0.0.1:$SSH_PORT: running (pid $pid)"
+			return 0
+		fi
+		stop_pid "$SSH_PIDFILE" sshd "sshd 127.0.0.1:$SSH_PORT"
+	fi
+	port_in_use "$SSH_PORT" && die "port $SSH_PORT is in use by a process not started by this script"
+	mkdir -p /run/sshd
+	chmod 0755 /run/sshd
+	/usr/sbin/sshd -t -f "$SSH_CONFIG" || die "sshd rejects $SSH_CONFIG"
+	# -D: stays in the foreground of its own session; sshd writes the pid file itself too.
+	spawn "$SSH_PIDFILE" "$LOG_DIR/sshd.log" /usr/sbin/sshd -D -e -f "$SSH_CONFIG"
+	pid=$SPAWNED_PID
+	for ((i = 0; i < 100; i++)); do
+		[[ -d /proc/$pid ]] || { tail -n 15 "$LOG_DIR/sshd.log" >&2; die "sshd exited"; }
+		ssh_answers && break
+		sleep 0.1
+	done
+	ssh_answers || die "sshd on 127.0.0.1:$SSH_PORT does not accept the test key; see $LOG_DIR/sshd.log"
+	log "sshd 127.0.0.1:$SSH_PORT: started (pid $pid)"
+}
+
 # --------------------------------------------------------------------------- seeds
 
 seed_images() {
@@ -627,6 +706,7 @@ cmd_up() {
 	ensure_registry_credentials
 	timed "registry :5000" start_registry 5000 0
 	timed "registry :5001" start_registry 5001 1
+	timed "sshd :$SSH_PORT" start_sshd
 	timed "base images" seed_images
 	timed "virtualenvs" ensure_venvs
 	log "up: ready in $((SECONDS - start))s; run: eval \"\$($0 env)\""
@@ -640,6 +720,8 @@ cmd_down() {
 	stop_pid "$BUILDKIT_PIDFILE" buildkitd buildkitd
 	stop_pid "$RUN_DIR/registry-5001.pid" docker-registry "registry 127.0.0.1:5001"
 	stop_pid "$RUN_DIR/registry-5000.pid" docker-registry "registry 127.0.0.1:5000"
+	stop_pid "$SSH_PIDFILE" sshd "sshd 127.0.0.1:$SSH_PORT"
+	rm -f "$SSH_CLIENT_CONFIG"
 	log "down: services stopped (data in $STATE_DIR and caches in $CACHE kept)"
 }
 
@@ -678,6 +760,12 @@ cmd_env() {
 	fi
 	# Tests that kill buildkitd run "$IMAGEBUILDER_TEST_ENV_SCRIPT restart-buildkitd".
 	printf 'export IMAGEBUILDER_TEST_ENV_SCRIPT=%q\n' "$SCRIPT_DIR/testenv.sh"
+	# The loopback sshd: ssh -i KEY -p PORT -o UserKnownHostsFile=KNOWN_HOSTS USER@HOST.
+	printf 'export IMAGEBUILDER_TEST_SSH_HOST=%q\n' 127.0.0.1
+	printf 'export IMAGEBUILDER_TEST_SSH_PORT=%q\n' "$SSH_PORT"
+	printf 'export IMAGEBUILDER_TEST_SSH_USER=%q\n' root
+	printf 'export IMAGEBUILDER_TEST_SSH_KEY=%q\n' "$SSH_KEY"
+	printf 'export IMAGEBUILDER_TEST_SSH_KNOWN_HOSTS=%q\n' "$SSH_DIR/known_hosts"
 	printf 'export IMAGEBUILDER_TEST_ANSIBLE_BIN=%q\n' "$VENV_ANSIBLE/bin"
 	printf 'export IMAGEBUILDER_TEST_OPERA_BIN=%q\n' "$VENV_OPERA/bin"
 	# shellcheck disable=SC2016 # $PATH is expanded by the eval, not here.
@@ -707,6 +795,12 @@ cmd_status() {
 			ok=0
 		fi
 	done
+	if pid=$(pid_of "$SSH_PIDFILE" sshd) && ssh_answers; then
+		echo "sshd             running  pid $pid  root@127.0.0.1:$SSH_PORT (key $SSH_KEY)"
+	else
+		echo "sshd             DOWN     127.0.0.1:$SSH_PORT"
+		ok=0
+	fi
 	if [[ -r /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64; then
 		echo "binfmt           qemu-aarch64 enabled ($(sed -n 's/^flags: //p' /proc/sys/fs/binfmt_misc/qemu-aarch64))"
 	else
