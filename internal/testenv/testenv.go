@@ -24,6 +24,17 @@ const (
 	Base         = "IMAGEBUILDER_TEST_BASE"          // multi-arch busybox base image (marker "busybox")
 	BaseAlt      = "IMAGEBUILDER_TEST_BASE_ALT"      // multi-arch alternative base image (marker "alt")
 
+	// The loopback sshd (root by key): ssh -i SSHKey -p SSHPort SSHUser@SSHHost. The system ssh
+	// client is configured to use the key and trust the host for 127.0.0.1 without options.
+	SSHHost       = "IMAGEBUILDER_TEST_SSH_HOST"        // 127.0.0.1
+	SSHPort       = "IMAGEBUILDER_TEST_SSH_PORT"        // 2222
+	SSHUser       = "IMAGEBUILDER_TEST_SSH_USER"        // root
+	SSHKey        = "IMAGEBUILDER_TEST_SSH_KEY"         // private key file
+	SSHKnownHosts = "IMAGEBUILDER_TEST_SSH_KNOWN_HOSTS" // known_hosts file holding the sshd's host key
+
+	AnsibleBin = "IMAGEBUILDER_TEST_ANSIBLE_BIN" // bin/ of the ansible-core virtualenv
+	OperaBin   = "IMAGEBUILDER_TEST_OPERA_BIN"   // bin/ of the opera virtualenv
+
 	// RequireIntegration turns missing variables into test failures when set to a true value.
 	RequireIntegration = "IMAGEBUILDER_REQUIRE_INTEGRATION"
 )
