@@ -53,11 +53,17 @@ where each tag points) and builds and pushes nothing.`,
 			if err != nil {
 				return fmt.Errorf("%s is invalid:\n%w", inputName(file), err)
 			}
-			red := redact.New(p.Secrets()...)
+			// One redactor for the run and for what this command prints: the run masks its
+			// progress events, logs and errors with it and adds what it learns (credentials
+			// from the Docker config, registry tokens).
+			red := redact.New()
+			p.AddSecrets(red)
 			stderr := cmd.ErrOrStderr()
 			var progressOut io.Writer = stderr
 			if progressMode == progress.TTY || progressMode == progress.Auto && progress.IsTerminal(stderr) {
-				progressMode = progress.TTY // a terminal display needs the terminal itself
+				// A terminal display needs the terminal itself; the events it shows are masked
+				// by the run.
+				progressMode = progress.TTY
 			} else {
 				rw := red.Writer(stderr)
 				defer rw.Close()
@@ -72,6 +78,7 @@ where each tag points) and builds and pushes nothing.`,
 				DryRun:   dryRun,
 				Progress: pr.Status,
 				Log:      pr.Log,
+				Redactor: red,
 			})
 			pr.Close()
 			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {

@@ -37,7 +37,7 @@ func lookupOption(spec Spec, path string) *Option {
 
 func TestSpecFromBuildParamsSchema(t *testing.T) {
 	spec := buildParamsSpec(t)
-	if got := strings.Join(spec.Names(), ","); got != "builder,source,target" {
+	if got := strings.Join(spec.Names(), ","); got != "builder,secrets,source,ssh,target" {
 		t.Fatalf("top-level options: %s", got)
 	}
 	for _, tt := range []struct {

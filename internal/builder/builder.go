@@ -31,6 +31,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 )
 
@@ -55,19 +56,48 @@ type Request struct {
 	// Repository is where the image is pushed, e.g. "registry.example.com/team/app", without a
 	// tag or digest. The image is pushed by digest only: no tag is created or moved.
 	Repository string `json:"repository"`
-	// Insecure allows plain HTTP (and unverified TLS) for Repository's registry. Loopback
-	// registries are always reached over plain HTTP.
+	// Insecure marks Repository's registry insecure for the buildkit driver's exporter: plain
+	// HTTP allowed and TLS not verified. Loopback registries get plain HTTP without it (BuildKit
+	// and the registry package decide that alike); TLS is verified unless Insecure.
 	Insecure bool `json:"insecure,omitempty"`
+	// SSH lists the ssh agent sockets or keys forwarded to the build, by id.
+	SSH []SSHForward `json:"ssh,omitempty"`
 
 	// Credentials answers for a registry host (e.g. "registry.example.com:5000"; Docker Hub is
-	// asked as "index.docker.io"), both for pulls of base images and for the push. It returns
-	// ok=false for hosts it does not know, which then fall back to the Docker config and its
-	// credential helpers; nil means the Docker config for every host. An empty username with a
-	// secret is an identity (refresh) token. It may be called from several goroutines.
-	Credentials func(host string) (username, secret string, ok bool) `json:"-"`
+	// asked as "index.docker.io") with the credentials BuildKit uses to pull base images and, on
+	// a buildkit endpoint, to push. Both empty means anonymous; an empty username with a secret
+	// is an identity (refresh) token. An error (a credential helper that fails, say) fails the
+	// pull or push that asked. nil means anonymous for every host: the builder never reads the
+	// Docker config itself. It may be called from several goroutines.
+	Credentials func(host string) (username, secret string, err error) `json:"-"`
+	// Publisher uploads what the docker driver exports from the daemon: every platform's image
+	// by digest, and the index joining several. The docker driver needs one; the buildkit
+	// driver's exporter pushes by itself.
+	Publisher Publisher `json:"-"`
+	// Secrets are the build secrets by id, for RUN --mount=type=secret. They are handed to
+	// BuildKit over the session only, never stored or shown.
+	Secrets map[string][]byte `json:"-"`
 	// Progress receives BuildKit status events (and synthetic ones for pushes done outside
 	// BuildKit); it is called from one goroutine at a time and may be nil.
 	Progress func(*client.SolveStatus) `json:"-"`
+}
+
+// SSHForward is an ssh agent (or key files) forwarded to the build under an id, as docker
+// buildx build --ssh ID=PATH,... does; no paths means the agent at SSH_AUTH_SOCK.
+type SSHForward struct {
+	ID    string   `json:"id"`
+	Paths []string `json:"paths,omitempty"`
+}
+
+// Publisher is where the docker driver hands its images over: the one registry path every
+// push shares (internal/registry's Client implements it).
+type Publisher interface {
+	// PushImage pushes img to repository (REGISTRY/PATH, no tag) by digest, creating no tag,
+	// and returns its digest.
+	PushImage(ctx context.Context, repository string, img v1.Image) (string, error)
+	// AssembleIndex pushes, by digest, an index of manifests already in repository (given by
+	// digest, one per platform) and returns its digest.
+	AssembleIndex(ctx context.Context, repository string, manifests []string) (string, error)
 }
 
 // Result describes what a build put into the registry.

@@ -70,9 +70,8 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	creds := newCredentials(req.Credentials)
 	exports := []client.ExportEntry{{Type: client.ExporterImage, Attrs: imageExportAttrs(nr)}}
-	opt, err := solveOpt(nr, plats, b.hostNetwork(), exports, creds)
+	opt, err := solveOpt(nr, plats, b.hostNetwork(), exports)
 	if err != nil {
 		return nil, errInfo.at(StepValidate, err)
 	}
@@ -88,7 +87,9 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, erro
 }
 
 // imageExportAttrs are the image exporter's options: push by digest only (no tag), OCI media
-// types so that both drivers produce the same kind of manifests.
+// types so that both drivers produce the same kind of manifests. registry.insecure (plain
+// HTTP allowed, TLS not verified) only for a registry marked insecure: buildkitd reaches
+// loopback registries over plain HTTP by itself, and verifies TLS everywhere else.
 func imageExportAttrs(req *normalizedRequest) map[string]string {
 	attrs := map[string]string{
 		"name":           req.repo.Name(),
@@ -96,7 +97,7 @@ func imageExportAttrs(req *normalizedRequest) map[string]string {
 		"push-by-digest": "true",
 		"oci-mediatypes": "true",
 	}
-	if req.Insecure || isLoopback(req.repo.RegistryStr()) {
+	if req.Insecure {
 		attrs["registry.insecure"] = strconv.FormatBool(true)
 	}
 	return attrs

@@ -178,22 +178,24 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	if req.Publisher == nil {
+		return nil, errInfo.at(StepValidate, errors.New("the docker driver needs a publisher to push what the daemon built"))
+	}
 	host, err := b.useHostNetwork(ctx)
 	if err != nil {
 		return nil, errInfo.at(StepConnect, err)
 	}
-	creds := newCredentials(req.Credentials)
 	sink := &progressSink{fn: req.Progress}
 
-	pushed := make([]pushedImage, len(plats))
+	pushed := make([]string, len(plats))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range plats {
 		g.Go(func() error {
-			img, err := b.buildOne(gctx, nr, p, host, creds, sink)
+			d, err := b.buildOne(gctx, nr, p, host, sink)
 			if err != nil {
 				return err
 			}
-			pushed[i] = img
+			pushed[i] = d
 			return nil
 		})
 	}
@@ -202,49 +204,49 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error)
 	}
 	res := &Result{Platforms: plats, Endpoint: b.endpoint.String()}
 	if len(pushed) == 1 {
-		res.Digest = pushed[0].desc.Digest.String()
+		res.Digest = pushed[0]
 		return res, nil
 	}
 	done := sink.step(fmt.Sprintf("[imagebuilder] pushing index %s", nr.repo))
-	dgst, err := pushIndex(ctx, nr.repo, pushed, creds)
+	dgst, err := req.Publisher.AssembleIndex(ctx, nr.repo.Name(), pushed)
 	done(err)
 	if err != nil {
 		return nil, errInfo.at(StepIndex, err)
 	}
-	res.Digest = dgst.String()
+	res.Digest = dgst
 	return res, nil
 }
 
 // buildOne builds one platform into the daemon under a temporary tag, pushes it by digest
-// and removes the tag.
-func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, creds *credentials, sink *progressSink) (pushedImage, error) {
+// through the request's publisher, removes the tag and returns the pushed digest.
+func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, sink *progressSink) (string, error) {
 	errInfo := Error{Repository: nr.repo.String(), Platforms: []string{platform}, Endpoint: b.endpoint.String()}
 	tmp, err := tempTag()
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepBuild, err)
+		return "", errInfo.at(StepBuild, err)
 	}
 	exports := []client.ExportEntry{{Type: mobyExporter, Attrs: map[string]string{"name": tmp}}}
-	opt, err := solveOpt(nr, []string{platform}, host, exports, creds)
+	opt, err := solveOpt(nr, []string{platform}, host, exports)
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepValidate, err)
+		return "", errInfo.at(StepValidate, err)
 	}
 	resp, err := solve(ctx, b.c, opt, sink, errInfo, false)
 	// The exporter may have tagged the image even when the solve failed late.
 	defer b.removeTag(ctx, tmp)
 	if err != nil {
-		return pushedImage{}, err
+		return "", err
 	}
 	id := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
 	if id == "" {
-		return pushedImage{}, errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
+		return "", errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
 	}
 	done := sink.step(fmt.Sprintf("[imagebuilder] pushing %s for %s", nr.repo, platform))
-	img, err := pushFromDaemon(ctx, b.docker, id, nr.repo, platform, creds, b.opts.tempDir)
+	d, err := pushFromDaemon(ctx, b.docker, id, nr.repo.Name(), nr.Publisher, b.opts.tempDir)
 	done(err)
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepPush, err)
+		return "", errInfo.at(StepPush, err)
 	}
-	return img, nil
+	return d, nil
 }
 
 // removeTag drops a build's temporary tag (and with it the image, unless another tag holds

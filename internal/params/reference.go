@@ -46,10 +46,16 @@ func Reference(schemaJSON []byte) (string, error) {
 				next, nextPath = resolve(p.Items), field+"[]"
 				typ = "list of " + or(next.Type, "object")
 			}
+			for _, v := range p.PatternProperties {
+				if r := resolve(v); r.Properties != nil {
+					next, nextPath = r, field+".<id>"
+					typ = "map of object"
+				}
+			}
 			switch {
 			case typ == "":
 				typ = "object"
-			case typ == "object" && p.Properties == nil && p.AdditionalProperties != nil:
+			case typ == "object" && p.Properties == nil && (p.AdditionalProperties != nil || p.PatternProperties != nil):
 				typ = "map of string"
 			}
 			if p.WriteOnly {

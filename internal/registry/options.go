@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // Option configures a [Client]. Options that contradict each other make [New] fail.
@@ -21,6 +23,7 @@ type options struct {
 	retry     *retryPolicy
 	userAgent string
 	logger    *slog.Logger
+	redactor  *redact.Redactor
 }
 
 type retryPolicy struct {
@@ -55,8 +58,11 @@ func WithCredentials(host string, c Credentials) Option {
 	}
 }
 
-// WithInsecure lets the client reach host over plain HTTP (it still tries HTTPS first).
-// Loopback hosts need not be listed: see [IsLoopback].
+// WithInsecure marks host insecure: the client reaches it over HTTPS without verifying its
+// certificate, or over plain HTTP (it tries HTTPS first), as Docker's insecure-registries and
+// BuildKit's registry.insecure do. Loopback hosts get plain HTTP without it (see
+// [IsLoopback]), but their TLS is verified; every other host needs TLS with a valid
+// certificate.
 func WithInsecure(host string) Option {
 	return func(o *options) error {
 		h, err := RegistryHost(host)
@@ -149,6 +155,23 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("WithLogger: given twice")
 		}
 		o.logger = l
+		return nil
+	}
+}
+
+// WithRedactor shares a redactor with the caller: the client masks every secret the redactor
+// knows in its errors and logs, and adds to it the secrets it learns (credentials read from
+// the Docker config, Authorization values it sends, bearer tokens among them), so the caller's
+// output masks them too. Without it the client keeps a redactor of its own.
+func WithRedactor(r *redact.Redactor) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("WithRedactor: nil redactor")
+		}
+		if o.redactor != nil && o.redactor != r {
+			return errors.New("WithRedactor: given twice")
+		}
+		o.redactor = r
 		return nil
 	}
 }

@@ -23,6 +23,7 @@ const (
 	AuthPassword = "IMAGEBUILDER_TEST_AUTH_PASSWORD" // password of AuthRegistry
 	Base         = "IMAGEBUILDER_TEST_BASE"          // multi-arch busybox base image (marker "busybox")
 	BaseAlt      = "IMAGEBUILDER_TEST_BASE_ALT"      // multi-arch alternative base image (marker "alt")
+	AuthBase     = "IMAGEBUILDER_TEST_AUTH_BASE"     // Base, in AuthRegistry
 
 	// The loopback sshd (root by key): ssh -i SSHKey -p SSHPort SSHUser@SSHHost. The system ssh
 	// client is configured to use the key and trust the host for 127.0.0.1 without options.
