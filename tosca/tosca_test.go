@@ -246,6 +246,25 @@ var sodaliteExamples = []string{
 	"dockerfile-build-context-subdir", "image-variants", "multi-arch", "image-variants-platforms",
 }
 
+// sodaliteRegistryIPInputs are inputs in the shape of SODALITE's docker_image_definition.yaml:
+// its JSON build params, but the registry a host in registry_ip.
+const sodaliteRegistryIPInputs = `source:
+  git_repo:
+    url: https://git.example.com/team/app.git
+    version: HEAD
+    dockerfile: Dockerfile
+    workdir: .
+target:
+  images:
+    - image: team/app
+      tag: latest
+      platforms: [linux/amd64]
+    - image: team/app
+      tag: alpine
+      base: alpine:3.20
+  registry_ip: registry.example.com:5000
+`
+
 // TestSODALITEInputs checks what the README says of SODALITE's inputs, shape by shape: its JSON
 // build params converted to YAML are inputs of the service template as they are; the inputs of
 // SODALITE's own TOSCA template (registry_ip) and its older ones (source.type, image_name) are
@@ -289,24 +308,9 @@ func TestSODALITEInputs(t *testing.T) {
 	}{{
 		// The inputs of SODALITE's docker_image_definition.yaml: the JSON shape, but the registry
 		// is a host in registry_ip.
-		name: "TOSCA inputs with registry_ip",
-		inputs: `source:
-  git_repo:
-    url: https://git.example.com/team/app.git
-    version: HEAD
-    dockerfile: Dockerfile
-    workdir: .
-target:
-  images:
-    - image: team/app
-      tag: latest
-      platforms: [linux/amd64]
-    - image: team/app
-      tag: alpine
-      base: alpine:3.20
-  registry_ip: registry.example.com:5000
-`,
-		want: []string{`/target: missing property 'registry'`, `/target: unknown property "registry_ip"`},
+		name:   "TOSCA inputs with registry_ip",
+		inputs: sodaliteRegistryIPInputs,
+		want:   []string{`/target: missing property 'registry'`, `/target: unknown property "registry_ip"`},
 	}, {
 		// Its older inputs: source.type with url or repo, one image as image_name/image_tag.
 		name: "older TOSCA inputs with source.type",
@@ -486,13 +490,11 @@ func TestOperaValidate(t *testing.T) {
 		t.Errorf("opera validate -e: the executors were not validated:\n%s", out)
 	}
 
-	// opera checks the names of the inputs (not their values, see TestOperaDeploy): the third
-	// input of SODALITE's template is refused before anything runs, as the README says.
-	data, err := os.ReadFile(abs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs := o.writeInputs("custom-workdir.yaml", append(data, "custom_workdir: builds\n"...))
+	// opera checks the names of the inputs, not their values (see also TestOperaDeploy), as the
+	// README says: SODALITE's registry_ip inputs pass (the first operation refuses them, see
+	// TestSODALITEInputs), and the third input of SODALITE's template is refused.
+	o.must("validate", "-i", o.writeInputs("registry-ip.yaml", []byte(sodaliteRegistryIPInputs)), csar)
+	inputs := o.writeInputs("custom-workdir.yaml", []byte(sodaliteRegistryIPInputs+"custom_workdir: builds\n"))
 	out, ok := o.run("validate", "-i", inputs, csar)
 	if ok || !strings.Contains(out, "Undeclared inputs: custom_workdir") {
 		t.Errorf("opera validate with custom_workdir: succeeded=%t, want \"Undeclared inputs: custom_workdir\":\n%s", ok, out)
