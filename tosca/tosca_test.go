@@ -43,7 +43,6 @@ const (
 
 // Variables of `scripts/testenv.sh env` that internal/testenv has no names for.
 const (
-	operaBinEnv    = "IMAGEBUILDER_TEST_OPERA_BIN"     // venv bin directory with opera and ansible-playbook
 	authBaseEnv    = "IMAGEBUILDER_TEST_AUTH_BASE"     // base image on the htpasswd registry
 	authBaseAltEnv = "IMAGEBUILDER_TEST_AUTH_BASE_ALT" // alternative base image on it
 )
@@ -426,7 +425,7 @@ type opera struct {
 
 func newOpera(t *testing.T, env ...string) *opera {
 	t.Helper()
-	bin := testenv.Require(t, operaBinEnv)[operaBinEnv]
+	bin := testenv.Require(t, testenv.OperaBin)[testenv.OperaBin]
 	return &opera{t: t, bin: bin, dir: t.TempDir(), env: env}
 }
 
@@ -657,7 +656,7 @@ topology_template:
 // deploy with invalid inputs. The registry password is the canary: it must never appear in
 // opera's output nor in what opera persists about the nodes.
 func TestOperaDeploy(t *testing.T) {
-	env := testenv.Require(t, operaBinEnv, testenv.AuthRegistry, testenv.AuthUser, testenv.AuthPassword,
+	env := testenv.Require(t, testenv.OperaBin, testenv.AuthRegistry, testenv.AuthUser, testenv.AuthPassword,
 		authBaseEnv, authBaseAltEnv, testenv.BuildKit, testenv.Docker)
 	stage, csar := buildCSAR(t)
 	reg, user, pass := env[testenv.AuthRegistry], env[testenv.AuthUser], env[testenv.AuthPassword]
@@ -771,13 +770,14 @@ func TestOperaDeploy(t *testing.T) {
 		t.Logf("opera deploy (CSAR, build host over SSH, 2 images, BuildKit): %s", time.Since(start).Round(time.Millisecond))
 		// The build went through the sshd: the task's temporary directory was made in its session.
 		ranOver(t, rtmp, ssh[testenv.SSHPort], pass)
+		// No secret in what opera shows or keeps about the nodes (the build host's attributes
+		// included), nor in the template's outputs.
 		noSecret(t, "opera deploy's output", out, pass)
-		checkVariant(t, checkOutputs(t, o, refs("ssh"), auth))
 		if found := filesWith(t, filepath.Join(o.dir, ".opera", "instances"), pass); len(found) > 0 {
 			t.Errorf("the registry password is stored in .opera/instances: %v", found)
 		}
-		outs := o.must("outputs", "-f", "json")
-		noSecret(t, "opera outputs", outs, pass)
+		noSecret(t, "opera outputs", o.must("outputs", "-f", "json"), pass)
+		checkVariant(t, checkOutputs(t, o, refs("ssh"), auth))
 	})
 
 	t.Run("csar/invalid inputs", func(t *testing.T) {
