@@ -660,6 +660,7 @@ func TestOperaDeploy(t *testing.T) {
 		authBaseEnv, authBaseAltEnv, testenv.BuildKit, testenv.Docker)
 	stage, csar := buildCSAR(t)
 	reg, user, pass := env[testenv.AuthRegistry], env[testenv.AuthUser], env[testenv.AuthPassword]
+	secretCanary := fmt.Sprintf("build-secret-canary-%d", time.Now().UnixNano())
 	auth := &authn.Basic{Username: user, Password: pass}
 	repoURL := testenv.GitRepoURL(t, map[string]string{
 		"Dockerfile": "FROM " + env[authBaseEnv] + "\nCOPY hello.txt /hello.txt\n",
@@ -763,6 +764,9 @@ func TestOperaDeploy(t *testing.T) {
 			},
 			"builder":    map[string]any{"endpoint": env[testenv.BuildKit]},
 			"build_host": ssh[testenv.SSHHost],
+			// An inline build secret, a second canary: like the password, it may be kept in
+			// .opera/inputs (documented) and nowhere else.
+			"secrets": map[string]any{"tok": map[string]any{"value": secretCanary}},
 		})
 
 		start := time.Now()
@@ -772,11 +776,14 @@ func TestOperaDeploy(t *testing.T) {
 		ranOver(t, rtmp, ssh[testenv.SSHPort], pass)
 		// No secret in what opera shows or keeps about the nodes (the build host's attributes
 		// included), nor in the template's outputs.
-		noSecret(t, "opera deploy's output", out, pass)
-		if found := filesWith(t, filepath.Join(o.dir, ".opera", "instances"), pass); len(found) > 0 {
-			t.Errorf("the registry password is stored in .opera/instances: %v", found)
+		outs := o.must("outputs", "-f", "json")
+		for _, secret := range []string{pass, secretCanary} {
+			noSecret(t, "opera deploy's output", out, secret)
+			if found := filesWith(t, filepath.Join(o.dir, ".opera", "instances"), secret); len(found) > 0 {
+				t.Errorf("a secret is stored in .opera/instances: %v", found)
+			}
+			noSecret(t, "opera outputs", outs, secret)
 		}
-		noSecret(t, "opera outputs", o.must("outputs", "-f", "json"), pass)
 		checkVariant(t, checkOutputs(t, o, refs("ssh"), auth))
 	})
 
