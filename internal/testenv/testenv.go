@@ -8,6 +8,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,4 +73,39 @@ func Require(t testing.TB, vars ...string) map[string]string {
 		t.Skip(msg)
 	}
 	return values
+}
+
+// RequireFile returns path when it exists. Otherwise it skips the test, or fails it when
+// Required() is true; what says what the file is and who installs it.
+func RequireFile(t testing.TB, path, what string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		msg := what + " is missing (" + err.Error() + "; scripts/testenv.sh up installs it)"
+		if Required() {
+			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// GitHTTPBackend is the path of git's http-backend CGI program, found through `git
+// --exec-path` (Debian: /usr/lib/git-core), under RequireFile's rules.
+func GitHTTPBackend(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("git", "--exec-path").Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		dir = "/usr/lib/git-core"
+	}
+	return RequireFile(t, filepath.Join(dir, "git-http-backend"), "git http-backend")
+}
+
+// OnlyWith skips a test that is a developer's tool rather than a check (rewriting golden files
+// or seed corpora), unless enabled (its flag was given); how says how to enable it.
+func OnlyWith(t testing.TB, enabled bool, how string) {
+	t.Helper()
+	if !enabled {
+		t.Skip("a tool, not a check: run with " + how)
+	}
 }

@@ -495,7 +495,7 @@ func TestAnsibleDoc(t *testing.T) {
 func TestExamplePlaybooks(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.BaseAlt)
 	if env[testenv.Registry] != "127.0.0.1:5000" {
-		t.Skip("the examples push to 127.0.0.1:5000")
+		t.Fatalf("the example playbooks push to 127.0.0.1:5000, the test registry is %s", env[testenv.Registry])
 	}
 	for _, tt := range []struct{ playbook, task string }{
 		{"examples/localhost.yml", "Build examples/demo/app in two variants"},
