@@ -738,27 +738,36 @@ func TestBuildCachedRebuildSameDigest(t *testing.T) {
 	})
 }
 
+// TestAutoEndpoint: with both daemons answering, BUILDKIT_HOST set means BuildKit; without it the
+// Docker daemon of DOCKER_HOST is used; "docker" takes the Docker daemon whatever BUILDKIT_HOST
+// says. Info proves the chosen endpoint answers and is the one reported.
 func TestAutoEndpoint(t *testing.T) {
 	env := testenv.Require(t, testenv.Docker, testenv.BuildKit)
-	missing := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	both := map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit], "DOCKER_CONFIG": t.TempDir()}
 	tests := []struct {
-		name     string
-		env      map[string]string
-		wantKind Kind
-		wantEP   string
+		name       string
+		endpoint   string
+		env        map[string]string
+		wantKind   Kind
+		wantEP     string
+		wantOrigin string
 	}{
-		{name: "docker answers", env: map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker]},
-		{name: "no docker", env: map[string]string{"DOCKER_HOST": missing, "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit]},
+		{name: "BUILDKIT_HOST set while docker answers", env: both, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit], wantOrigin: OriginBuildKitHost},
+		{name: "no BUILDKIT_HOST", env: map[string]string{"DOCKER_HOST": env[testenv.Docker]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
+		{name: "docker with BUILDKIT_HOST set", endpoint: "docker", env: both, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			b, err := New(ctx, "", WithGetenv(func(k string) string { return tt.env[k] }))
+			b, err := New(ctx, tt.endpoint, WithGetenv(func(k string) string { return tt.env[k] }))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
+			if sel := b.Selection(); sel != (Selection{tt.wantKind, tt.wantEP, tt.wantOrigin}) {
+				t.Errorf("selection %+v", sel)
+			}
 			info, err := b.Info(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -52,6 +52,8 @@ type Options struct {
 	NewBuilder func(ctx context.Context, endpoint string) (builder.Builder, error)
 	// RegistryOptions are added to the registry client's (tests: transports, retries).
 	RegistryOptions []registry.Option
+	// BuilderOptions are added to the default NewBuilder's (a Docker context, say).
+	BuilderOptions []builder.Option
 }
 
 // Error is a failed run: which image (if one), which step, why.
@@ -362,6 +364,7 @@ func (r *run) connect(ctx context.Context) error {
 				CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
 			}))
 		}
+		bopts = append(bopts, r.opts.BuilderOptions...)
 		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
 			return builder.New(ctx, endpoint, bopts...)
 		}
@@ -370,6 +373,9 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sel := r.bld.Selection()
+	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	r.log("builder: %s %s (%s)", sel.Kind, sel.Endpoint, sel.Origin)
 	// The engine's native platform is needed for images that name none; a dry run asks in any
 	// case, to check that the engine answers. Otherwise the build itself finds out.
 	needInfo := r.opts.DryRun
@@ -383,7 +389,6 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.log("builder: %s", info.Endpoint)
 	for _, ir := range r.images {
 		if len(ir.out.Platforms) == 0 {
 			ir.out.Platforms = []string{info.NativePlatform}
