@@ -280,27 +280,11 @@ func WithDockerContext(name string) Option {
 
 // New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint. An
 // explicit address wins; otherwise (endpoint "" or "docker") the environment decides, as
-// selectEndpoint describes: BUILDKIT_HOST, else the Docker daemon of DOCKER_HOST or the Docker
-// context, else the default socket. [Builder.Selection] tells which one was taken, and why.
+// [Select] describes. [Builder.Selection] tells which endpoint was taken, and why.
 func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
-	o := options{getenv: os.Getenv}
-	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("configuring builder: %w", err)
-		}
-	}
-	ep, err := ParseEndpoint(endpoint)
+	sel, o, err := choose(endpoint, opts)
 	if err != nil {
 		return nil, err
-	}
-	sel, err := selectEndpoint(ep, o)
-	if err != nil {
-		return nil, fmt.Errorf("choosing the build endpoint: %w", err)
-	}
-	if o.tls != nil {
-		if scheme, _, _ := strings.Cut(sel.ep.Address, "://"); scheme != "tcp" {
-			return nil, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", sel.ep)
-		}
 	}
 	switch sel.Kind {
 	case KindDocker:
@@ -308,6 +292,42 @@ func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) 
 	default:
 		return newBuildKit(ctx, sel, o)
 	}
+}
+
+// Select decides which endpoint New would open, without opening it or contacting anything, so
+// that a front end can refuse a bad choice before any work. The order:
+//
+//  1. an explicit address (the caller's: --builder, else the params' builder.endpoint);
+//  2. a Docker context named by WithDockerContext (--context): that Docker daemon;
+//  3. BUILDKIT_HOST, which means BuildKit (unless the endpoint is "docker");
+//  4. the Docker daemon of DOCKER_HOST, else of the Docker context (DOCKER_CONTEXT, else the
+//     current context of the Docker config), else the default socket.
+func Select(endpoint string, opts ...Option) (Selection, error) {
+	sel, _, err := choose(endpoint, opts)
+	return sel.Selection, err
+}
+
+func choose(endpoint string, opts []Option) (selected, options, error) {
+	o := options{getenv: os.Getenv}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return selected{}, o, fmt.Errorf("configuring builder: %w", err)
+		}
+	}
+	ep, err := ParseEndpoint(endpoint)
+	if err != nil {
+		return selected{}, o, err
+	}
+	sel, err := selectEndpoint(ep, o)
+	if err != nil {
+		return selected{}, o, fmt.Errorf("choosing the build endpoint: %w", err)
+	}
+	if o.tls != nil {
+		if scheme, _, _ := strings.Cut(sel.ep.Address, "://"); scheme != "tcp" {
+			return selected{}, o, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", sel.ep)
+		}
+	}
+	return sel, o, nil
 }
 
 // normalizedRequest is a validated request with its derived values.

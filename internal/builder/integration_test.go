@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -571,69 +570,14 @@ func TestInfo(t *testing.T) {
 	})
 }
 
-// socketProxy forwards a unix socket to another one until killed, standing in for an
-// endpoint that dies mid-build without touching the shared daemons.
-type socketProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSocketProxy(t *testing.T, target string) (*socketProxy, string) {
-	t.Helper()
-	// Socket paths are limited to about 100 bytes; t.TempDir() can be longer.
-	dir, err := os.MkdirTemp("", "ibproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &socketProxy{ln: ln}
-	t.Cleanup(p.kill)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return p, "unix://" + sock
-}
-
-// kill stops accepting and drops every forwarded connection.
-func (p *socketProxy) kill() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 func TestBuildEndpointDies(t *testing.T) {
 	for _, ec := range endpointCases {
 		t.Run(ec.name, func(t *testing.T) {
 			t.Parallel()
 			env := testenv.Require(t, ec.envVar, testenv.Registry, testenv.Base)
 			target := strings.TrimPrefix(env[ec.envVar], "unix://")
-			proxy, addr := newSocketProxy(t, target)
-			endpoint := ec.endpoint(addr)
+			proxy := testenv.StartSocketProxy(t, target)
+			endpoint := ec.endpoint(proxy.Addr)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			b, err := New(ctx, endpoint)
@@ -644,7 +588,7 @@ func TestBuildEndpointDies(t *testing.T) {
 
 			errc := startSleepingBuild(ctx, t, b, env, []string{"linux/amd64"})
 			killed := time.Now()
-			proxy.kill()
+			proxy.Kill()
 			select {
 			case err := <-errc:
 				t.Logf("Build returned after %v: %v", time.Since(killed), err)

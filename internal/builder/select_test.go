@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/cli/cli/context/docker"
-	"github.com/docker/cli/cli/context/store"
 	dockerclient "github.com/moby/moby/client"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 // dockerConfig makes a Docker config directory with contexts (name -> docker host), saved
@@ -18,20 +18,8 @@ import (
 func dockerConfig(t *testing.T, current string, contexts map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	s := contextStore(options{getenv: func(k string) string {
-		if k == EnvDockerConfig {
-			return dir
-		}
-		return ""
-	}})
 	for name, host := range contexts {
-		err := s.CreateOrUpdate(store.Metadata{
-			Name:      name,
-			Endpoints: map[string]any{docker.DockerEndpoint: docker.EndpointMeta{Host: host}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		testenv.DockerContext(t, dir, name, host)
 	}
 	if current != "" {
 		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"currentContext": "`+current+`"}`), 0o600); err != nil {
