@@ -294,6 +294,9 @@ type outputs struct {
 	Digests struct {
 		Value map[string]string `json:"value"`
 	} `json:"digests"`
+	Builder struct {
+		Value result.Builder `json:"value"`
+	} `json:"builder"`
 }
 
 // checkOutputs reads the deployment's outputs and checks that they name exactly refs, with the
@@ -320,6 +323,9 @@ func checkOutputs(t *testing.T, o *opera, refs []string, auth authn.Authenticato
 		if img := got.Images.Value[i]; img.Ref != ref || img.Digest != want {
 			t.Errorf("outputs images[%d] = %s@%s, want %s@%s", i, img.Ref, img.Digest, ref, want)
 		}
+	}
+	if b := got.Builder.Value; (b.Kind != "docker" && b.Kind != "buildkit") || b.Endpoint == "" {
+		t.Errorf("outputs builder = %+v, want the engine's kind and endpoint", b)
 	}
 	return got
 }
