@@ -508,6 +508,9 @@ type outputs struct {
 	Digests struct {
 		Value map[string]string `json:"value"`
 	} `json:"digests"`
+	Builder struct {
+		Value result.Builder `json:"value"`
+	} `json:"builder"`
 }
 
 // checkOutputs reads the deployment's outputs and checks that they name exactly refs, with the
@@ -534,6 +537,9 @@ func checkOutputs(t *testing.T, o *opera, refs []string, auth authn.Authenticato
 		if img := got.Images.Value[i]; img.Ref != ref || img.Digest != want {
 			t.Errorf("outputs images[%d] = %s@%s, want %s@%s", i, img.Ref, img.Digest, ref, want)
 		}
+	}
+	if b := got.Builder.Value; (b.Kind != "docker" && b.Kind != "buildkit") || b.Endpoint == "" {
+		t.Errorf("outputs builder = %+v, want the engine's kind and endpoint", b)
 	}
 	return got
 }
@@ -646,6 +652,8 @@ topology_template:
       value: { get_attribute: [ images, images ] }
     digests:
       value: { get_attribute: [ images, digests ] }
+    builder:
+      value: { get_attribute: [ images, builder ] }
 `
 
 // TestOperaDeploy deploys for real with opera against the test environment, each time an image

@@ -170,7 +170,7 @@ RUN --mount=type=secret,id=tok echo "the token is $(cat /run/secrets/tok)" && ca
 		bad["source"].(map[string]any)["build_context"] = map[string]any{"url": "https://x:" + gitPass + "@git.example.com/r.git", "subdir": "../up"}
 		bad["target"].(map[string]any)["registry"] = map[string]any{"url": "bob:" + pass + "@registry.example.com"}
 		r := ibBinary(t, t.TempDir(), bad, "validate")
-		if r.code != 2 || !strings.Contains(r.stderr, `"bob@registry.example.com" is not a registry`) {
+		if r.code != 2 || !strings.Contains(r.stderr, `"registry.example.com" is not a registry`) {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 		noCanary(t, "validate", canaries, r.stdout, r.stderr)

@@ -140,7 +140,9 @@ type Info struct {
 
 // Builder runs image builds on one endpoint. It is safe for concurrent use.
 type Builder interface {
-	// Info describes the endpoint.
+	// Selection names the endpoint and why it was chosen, without a round trip.
+	Selection() Selection
+	// Info describes the endpoint (asking it).
 	Info(ctx context.Context) (Info, error)
 	// Build builds req and pushes the result to req.Repository by digest.
 	Build(ctx context.Context, req Request) (*Result, error)
@@ -219,10 +221,11 @@ func (e Error) at(step Step, err error) *Error {
 type Option func(*options) error
 
 type options struct {
-	tls         *TLSConfig
-	hostNetwork *bool
-	tempDir     string
-	getenv      func(string) string
+	tls           *TLSConfig
+	hostNetwork   *bool
+	tempDir       string
+	getenv        func(string) string
+	dockerContext string
 }
 
 // TLSConfig holds the TLS files for a tcp:// endpoint (buildkitd or Docker daemon).
@@ -276,8 +279,9 @@ func WithTempDir(dir string) Option {
 	}
 }
 
-// WithGetenv replaces os.Getenv for reading DOCKER_HOST and BUILDKIT_HOST during endpoint
-// auto-detection.
+// WithGetenv replaces os.Getenv for reading the environment that chooses the endpoint:
+// BUILDKIT_HOST, DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, DOCKER_CERT_PATH and
+// DOCKER_TLS_VERIFY.
 func WithGetenv(getenv func(string) string) Option {
 	return func(o *options) error {
 		if getenv == nil {
@@ -288,57 +292,72 @@ func WithGetenv(getenv func(string) string) Option {
 	}
 }
 
-// New connects to endpoint (see [ParseEndpoint]). The auto endpoint ("") pings the Docker
-// daemon at DOCKER_HOST (or the default socket) and uses it when it answers, else the
-// buildkitd at BUILDKIT_HOST.
+// WithDockerContext uses the Docker daemon of the named Docker context (docker's --context),
+// from the context store of DOCKER_CONFIG or ~/.docker; "default" is DOCKER_HOST or the default
+// socket. It makes the auto endpoint a Docker daemon, and conflicts with an explicit address.
+func WithDockerContext(name string) Option {
+	return func(o *options) error {
+		if name == "" {
+			return errors.New("empty Docker context name")
+		}
+		if o.dockerContext != "" {
+			return errors.New("Docker context configured twice")
+		}
+		o.dockerContext = name
+		return nil
+	}
+}
+
+// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint. An
+// explicit address wins; otherwise (endpoint "" or "docker") the environment decides, as
+// [Select] describes. [Builder.Selection] tells which endpoint was taken, and why.
 func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
+	sel, o, err := choose(endpoint, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch sel.Kind {
+	case KindDocker:
+		return newDocker(ctx, sel, o)
+	default:
+		return newBuildKit(ctx, sel, o)
+	}
+}
+
+// Select decides which endpoint New would open, without opening it or contacting anything, so
+// that a front end can refuse a bad choice before any work. The order:
+//
+//  1. an explicit address (the caller's: --builder, else the params' builder.endpoint);
+//  2. a Docker context named by WithDockerContext (--context): that Docker daemon;
+//  3. BUILDKIT_HOST, which means BuildKit (unless the endpoint is "docker");
+//  4. the Docker daemon of DOCKER_HOST, else of the Docker context (DOCKER_CONTEXT, else the
+//     current context of the Docker config), else the default socket.
+func Select(endpoint string, opts ...Option) (Selection, error) {
+	sel, _, err := choose(endpoint, opts)
+	return sel.Selection, err
+}
+
+func choose(endpoint string, opts []Option) (selected, options, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("configuring builder: %w", err)
+			return selected{}, o, fmt.Errorf("configuring builder: %w", err)
 		}
 	}
 	ep, err := ParseEndpoint(endpoint)
 	if err != nil {
-		return nil, err
+		return selected{}, o, err
 	}
-	if ep.Kind == KindAuto {
-		ep, err = detect(ctx, o)
-		if err != nil {
-			return nil, err
-		}
+	sel, err := selectEndpoint(ep, o)
+	if err != nil {
+		return selected{}, o, fmt.Errorf("choosing the build endpoint: %w", err)
 	}
 	if o.tls != nil {
-		if scheme, _, _ := strings.Cut(ep.Address, "://"); scheme != "tcp" {
-			return nil, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", ep)
+		if scheme, _, _ := strings.Cut(sel.ep.Address, "://"); scheme != "tcp" {
+			return selected{}, o, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", sel.ep)
 		}
 	}
-	switch ep.Kind {
-	case KindDocker:
-		return newDocker(ctx, ep, o)
-	default:
-		return newBuildKit(ctx, ep, o)
-	}
-}
-
-// detect picks the Docker daemon when it answers, else BUILDKIT_HOST.
-func detect(ctx context.Context, o options) (Endpoint, error) {
-	dockerEP := Endpoint{Kind: KindDocker}
-	pingErr := pingDocker(ctx, dockerEP, o)
-	if pingErr == nil {
-		return dockerEP, nil
-	}
-	if bk := o.getenv("BUILDKIT_HOST"); bk != "" {
-		ep, err := ParseEndpoint(bk)
-		if err != nil {
-			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST: %w", err)
-		}
-		if ep.Kind != KindBuildKit {
-			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST %q is not a BuildKit address", ep)
-		}
-		return ep, nil
-	}
-	return Endpoint{}, fmt.Errorf("finding a builder: no Docker daemon answers at %s (%v) and BUILDKIT_HOST is not set", redactAddress(dockerHost(dockerEP, o)), pingErr)
+	return sel, o, nil
 }
 
 // normalizedRequest is a validated request with its derived values.
@@ -434,5 +453,8 @@ func normalizePlatforms(in []string) ([]string, error) {
 // baseBuilder holds what both drivers share.
 type baseBuilder struct {
 	endpoint Endpoint
+	sel      Selection
 	opts     options
 }
+
+func (b *baseBuilder) Selection() Selection { return b.sel }

@@ -21,7 +21,8 @@ type buildkitBuilder struct {
 	c *client.Client
 }
 
-func newBuildKit(ctx context.Context, ep Endpoint, o options) (*buildkitBuilder, error) {
+func newBuildKit(ctx context.Context, sel selected, o options) (*buildkitBuilder, error) {
+	ep := sel.ep
 	var copts []client.ClientOpt
 	if t := o.tls; t != nil {
 		if t.CACert == "" {
@@ -37,7 +38,7 @@ func newBuildKit(ctx context.Context, ep Endpoint, o options) (*buildkitBuilder,
 	if err != nil {
 		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("connecting: %w", err)}
 	}
-	return &buildkitBuilder{baseBuilder: baseBuilder{endpoint: ep, opts: o}, c: c}, nil
+	return &buildkitBuilder{baseBuilder: baseBuilder{endpoint: ep, sel: sel.Selection, opts: o}, c: c}, nil
 }
 
 func (b *buildkitBuilder) Close() error { return b.c.Close() }

@@ -24,8 +24,6 @@ const (
 	snapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 	// tempImageName is the repository of the temporary local tag a build gets in the daemon.
 	tempImageName = "imagebuilder-build"
-	// pingTimeout bounds the Docker daemon probe of endpoint auto-detection.
-	pingTimeout = 3 * time.Second
 	// cleanupTimeout bounds removing the temporary tag after a (possibly cancelled) build.
 	cleanupTimeout = 30 * time.Second
 )
@@ -45,51 +43,36 @@ type dockerBuilder struct {
 	hostNetwork *bool // detected once; nil until then
 }
 
-// dockerHost is the daemon address of a docker endpoint: its own, else DOCKER_HOST, else the
-// platform's default socket.
-func dockerHost(ep Endpoint, o options) string {
-	if ep.Address != "" {
-		return ep.Address
+// dockerClientOpts are the Docker client options of a selected Docker daemon, from docker/cli's
+// context endpoint: the host, TLS data of a context or of DOCKER_CERT_PATH, and for ssh:// the
+// connection helper that runs `docker system dial-stdio` on the remote, so every connection
+// (API calls and the hijacked /grpc and /session streams) goes through it. builder.tls replaces
+// the TLS files of a tcp:// address.
+func dockerClientOpts(sel selected, o options) ([]dockerclient.Opt, error) {
+	opts, err := sel.docker.ClientOpts()
+	if err != nil {
+		return nil, errors.New(scrub(err.Error(), sel.docker.Host))
 	}
-	if h := o.getenv(dockerclient.EnvOverrideHost); h != "" {
-		return h
-	}
-	return dockerclient.DefaultDockerHost
-}
-
-func dockerClientOpts(ep Endpoint, o options) []dockerclient.Opt {
-	opts := []dockerclient.Opt{dockerclient.WithHost(dockerHost(ep, o))}
-	switch {
-	case ep.Address == "":
-		// Like the docker CLI: DOCKER_CERT_PATH/DOCKER_TLS_VERIFY and DOCKER_API_VERSION.
-		opts = append(opts, dockerclient.WithTLSClientConfigFromEnv(), dockerclient.WithAPIVersionFromEnv())
-	case o.tls != nil:
+	if o.tls != nil {
 		opts = append(opts, dockerclient.WithTLSClientConfig(o.tls.CACert, o.tls.Cert, o.tls.Key))
 	}
-	return opts
+	return opts, nil
 }
 
-// pingDocker reports whether a Docker daemon answers at ep.
-func pingDocker(ctx context.Context, ep Endpoint, o options) error {
-	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+func newDocker(ctx context.Context, sel selected, o options) (*dockerBuilder, error) {
+	shown := sel.ep.String()
+	copts, err := dockerClientOpts(sel, o)
 	if err != nil {
-		return err
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("configuring the Docker client: %w", err)}
 	}
-	defer dc.Close()
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	_, err = dc.Ping(ctx, dockerclient.PingOptions{})
-	return err
-}
-
-func newDocker(ctx context.Context, ep Endpoint, o options) (*dockerBuilder, error) {
-	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+	dc, err := dockerclient.New(copts...)
 	if err != nil {
-		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("configuring the Docker client: %w", err)}
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("configuring the Docker client: %w", err)}
 	}
 	// The API version is negotiated on the first request (moby/moby/client supports API
 	// 1.40 and later; Debian's 20.10 speaks 1.41). The hijacked /grpc and /session
-	// endpoints are unversioned.
+	// endpoints are unversioned; DialHijack dials through the client's dialer (the
+	// connection helper's, for ssh://).
 	c, err := client.New(ctx, "",
 		client.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return dc.DialHijack(ctx, "/grpc", "h2c", nil)
@@ -100,11 +83,9 @@ func newDocker(ctx context.Context, ep Endpoint, o options) (*dockerBuilder, err
 	)
 	if err != nil {
 		dc.Close()
-		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("connecting to the daemon's BuildKit: %w", err)}
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("connecting to the daemon's BuildKit: %w", err)}
 	}
-	// Name the daemon by its address in results and errors, also when it came from DOCKER_HOST.
-	shown := Endpoint{Kind: KindDocker, Address: dockerHost(ep, o)}
-	return &dockerBuilder{baseBuilder: baseBuilder{endpoint: shown, opts: o}, docker: dc, c: c}, nil
+	return &dockerBuilder{baseBuilder: baseBuilder{endpoint: sel.ep, sel: sel.Selection, opts: o}, docker: dc, c: c}, nil
 }
 
 func (b *dockerBuilder) Close() error {

@@ -606,69 +606,14 @@ func TestInfo(t *testing.T) {
 	})
 }
 
-// socketProxy forwards a unix socket to another one until killed, standing in for an
-// endpoint that dies mid-build without touching the shared daemons.
-type socketProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSocketProxy(t *testing.T, target string) (*socketProxy, string) {
-	t.Helper()
-	// Socket paths are limited to about 100 bytes; t.TempDir() can be longer.
-	dir, err := os.MkdirTemp("", "ibproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &socketProxy{ln: ln}
-	t.Cleanup(p.kill)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return p, "unix://" + sock
-}
-
-// kill stops accepting and drops every forwarded connection.
-func (p *socketProxy) kill() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 func TestBuildEndpointDies(t *testing.T) {
 	for _, ec := range endpointCases {
 		t.Run(ec.name, func(t *testing.T) {
 			t.Parallel()
 			env := testenv.Require(t, ec.envVar, testenv.Registry, testenv.Base)
 			target := strings.TrimPrefix(env[ec.envVar], "unix://")
-			proxy, addr := newSocketProxy(t, target)
-			endpoint := ec.endpoint(addr)
+			proxy := testenv.StartSocketProxy(t, target)
+			endpoint := ec.endpoint(proxy.Addr)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			nb, err := New(ctx, endpoint)
@@ -680,7 +625,7 @@ func TestBuildEndpointDies(t *testing.T) {
 
 			errc := startSleepingBuild(ctx, t, b, env, []string{"linux/amd64"})
 			killed := time.Now()
-			proxy.kill()
+			proxy.Kill()
 			select {
 			case err := <-errc:
 				t.Logf("Build returned after %v: %v", time.Since(killed), err)
@@ -774,27 +719,36 @@ func TestBuildCachedRebuildSameDigest(t *testing.T) {
 	})
 }
 
+// TestAutoEndpoint: with both daemons answering, BUILDKIT_HOST set means BuildKit; without it the
+// Docker daemon of DOCKER_HOST is used; "docker" takes the Docker daemon whatever BUILDKIT_HOST
+// says. Info proves the chosen endpoint answers and is the one reported.
 func TestAutoEndpoint(t *testing.T) {
 	env := testenv.Require(t, testenv.Docker, testenv.BuildKit)
-	missing := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	both := map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit], "DOCKER_CONFIG": t.TempDir()}
 	tests := []struct {
-		name     string
-		env      map[string]string
-		wantKind Kind
-		wantEP   string
+		name       string
+		endpoint   string
+		env        map[string]string
+		wantKind   Kind
+		wantEP     string
+		wantOrigin string
 	}{
-		{name: "docker answers", env: map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker]},
-		{name: "no docker", env: map[string]string{"DOCKER_HOST": missing, "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit]},
+		{name: "BUILDKIT_HOST set while docker answers", env: both, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit], wantOrigin: OriginBuildKitHost},
+		{name: "no BUILDKIT_HOST", env: map[string]string{"DOCKER_HOST": env[testenv.Docker]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
+		{name: "docker with BUILDKIT_HOST set", endpoint: "docker", env: both, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			b, err := New(ctx, "", WithGetenv(func(k string) string { return tt.env[k] }))
+			b, err := New(ctx, tt.endpoint, WithGetenv(func(k string) string { return tt.env[k] }))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
+			if sel := b.Selection(); sel != (Selection{tt.wantKind, tt.wantEP, tt.wantOrigin}) {
+				t.Errorf("selection %+v", sel)
+			}
 			info, err := b.Info(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -26,8 +26,9 @@ type BuildParams struct {
 	Source Source `json:"source"`
 	// The images to build from the source and the registry to push them to.
 	Target Target `json:"target"`
-	// Which build engine to use and how. Optional: by default the Docker daemon at DOCKER_HOST (or
-	// the default socket) when one answers, else the BuildKit daemon at BUILDKIT_HOST.
+	// Which build engine to use and how. Optional: by default the BuildKit daemon at BUILDKIT_HOST
+	// when that is set, else the Docker daemon of DOCKER_HOST or the current Docker context (else
+	// the default socket).
 	Builder *Builder `json:"builder,omitempty"`
 	// Build secrets for every image, by id (an image's own secrets win by id). A Dockerfile
 	// reads one with RUN --mount=type=secret,id=ID; it never enters the image, its history or
@@ -188,8 +189,10 @@ type Registry struct {
 
 // Builder selects the build engine and its options.
 type Builder struct {
-	// Build engine endpoint: docker (the Docker daemon at DOCKER_HOST), or a BuildKit address:
-	// unix://, tcp://, docker-container://, kube-pod://.
+	// Build engine endpoint: docker (the Docker daemon of DOCKER_HOST or the Docker context),
+	// docker+unix://, docker+tcp:// or docker+ssh:// (a Docker daemon at that address), or a
+	// BuildKit address: unix://, tcp://, ssh://, docker-container://, podman-container://,
+	// kube-pod://.
 	Endpoint string `json:"endpoint,omitempty"`
 	// Do not use the build cache.
 	NoCache bool `json:"no_cache,omitempty"`

@@ -230,7 +230,7 @@ func TestValidationHidesSecrets(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`/target/registry/url: "bob@registry.io" is not a registry`,
+		`/target/registry/url: "registry.io" is not a registry`,
 		`/source/dockerfile/url: "ftp://h/Dockerfile?token=********" is not an http:// or https:// URL`,
 		`/target/images/0/secrets: key "bad id!" is not a secret id`,
 	} {

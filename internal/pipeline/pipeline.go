@@ -60,6 +60,8 @@ type Options struct {
 	// (credentials from the Docker config, registry tokens), so a front end that passes its own
 	// masks its output with the same knowledge. nil: the run uses one of its own.
 	Redactor *redact.Redactor
+	// BuilderOptions are added to the default NewBuilder's (a Docker context, say).
+	BuilderOptions []builder.Option
 }
 
 // Error is a failed run: which image (if one), which step, why.
@@ -488,6 +490,7 @@ func (r *run) connect(ctx context.Context) error {
 				CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
 			}))
 		}
+		bopts = append(bopts, r.opts.BuilderOptions...)
 		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
 			return builder.New(ctx, endpoint, bopts...)
 		}
@@ -496,6 +499,9 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sel := r.bld.Selection()
+	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	r.log("builder: %s %s (%s)", sel.Kind, sel.Endpoint, sel.Origin)
 	// The engine's native platform is needed for images that name none; a dry run asks in any
 	// case, to check that the engine answers. Otherwise the build itself finds out.
 	needInfo := r.opts.DryRun
@@ -509,7 +515,6 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.log("builder: %s", info.Endpoint)
 	for _, ir := range r.images {
 		if len(ir.out.Platforms) == 0 {
 			ir.out.Platforms = []string{info.NativePlatform}

@@ -32,6 +32,10 @@ type fakeBuilder struct {
 	ignores []string // the .dockerignore beside each built Dockerfile ("" when none)
 }
 
+func (f *fakeBuilder) Selection() builder.Selection {
+	return builder.Selection{Kind: "buildkit", Endpoint: "fake://", Origin: builder.OriginExplicit}
+}
+
 func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
 	return builder.Info{Kind: "buildkit", Endpoint: "fake://", NativePlatform: "linux/amd64"}, nil
 }
@@ -160,6 +164,10 @@ func TestAllOrNothing(t *testing.T) {
 	if res.Failed == nil || res.Failed.Image != f.host+"/app:two" || res.Changed {
 		t.Fatalf("result %+v", res)
 	}
+	// A failed request still names the engine it ran on.
+	if res.Builder == nil || *res.Builder != (result.Builder{Kind: "buildkit", Endpoint: "fake://"}) {
+		t.Errorf("builder %+v, want the fake's selection", res.Builder)
+	}
 	if d := f.digest(t, "app", "one"); d != "" {
 		t.Fatalf("tag one moved although two failed: %s", d)
 	}
@@ -177,6 +185,9 @@ func TestIdempotentAndDryRun(t *testing.T) {
 	res, err := f.run(t, p, true)
 	if err != nil || !res.Changed || !res.DryRun || f.bld.builds.Load() != 0 || f.digest(t, "app", "v1") != "" {
 		t.Fatalf("dry run: %v %+v, builds %d", err, res, f.bld.builds.Load())
+	}
+	if res.Builder == nil || res.Builder.Kind != "buildkit" || res.Builder.Endpoint != "fake://" {
+		t.Errorf("dry run: builder %+v", res.Builder)
 	}
 	res, err = f.run(t, p, false)
 	if err != nil || !res.Changed || res.Images[0].Digest == "" {

@@ -4,10 +4,10 @@
 //
 // Two mechanisms, used together:
 //
-//   - [URL] renders a URL for display: user information is dropped (an ssh user name without a
-//     password is kept: it is a login, not a credential) and the value of every query parameter
-//     is masked, keeping the keys (https://host/Dockerfile?token=********). Every URL that
-//     imagebuilder prints or stores goes through it.
+//   - [URL] renders a URL for display: user information is dropped (a user name too: tokens
+//     travel as user names, and a build host's accounts are nobody's business) and the value of
+//     every query parameter is masked, keeping the keys (https://host/Dockerfile?token=********).
+//     Every URL or address that imagebuilder prints or stores goes through it.
 //   - A [Redactor] masks known secret values wherever they turn up, as a last line of defence:
 //     in strings, errors and byte streams. It knows each secret in the forms in which it
 //     travels: plain, URL-encoded, JSON-escaped, and base64 "user:password" (Basic
@@ -190,7 +190,7 @@ func urlSecrets(raw string) []string {
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		for _, part := range strings.FieldsFunc(rest[i+1:], func(c rune) bool { return c == '&' || c == ';' || c == '?' || c == '#' }) {
-			if _, v, ok := strings.Cut(part, "="); ok && len(v) >= minDerived {
+			if k, v, ok := strings.Cut(part, "="); ok && len(v) >= minDerived && !publicKeys[strings.ToLower(k)] {
 				add(v)
 				if dec, err := url.QueryUnescape(v); err == nil && dec != v {
 					out = append(out, dec)
@@ -362,15 +362,14 @@ func (w *Writer) Flush() error {
 // Close flushes.
 func (w *Writer) Close() error { return w.Flush() }
 
-// URL returns s, a URL, as it may be shown or stored: without user information (an ssh user
-// name without a password is kept) and with the value of every query parameter (and of every
-// key=value pair in the fragment) masked, keys kept. Strings that are not URLs come back
-// unchanged; a URL that does not parse is cleaned textually.
+// URL returns s, a URL or address, as it may be shown or stored: without user information and
+// with the value of every query parameter (and of every key=value pair in the fragment)
+// masked, keys kept. scp-like addresses (user@host:path) lose their user too. Strings that are
+// not URLs come back unchanged; a URL that does not parse is cleaned textually.
 func URL(s string) string {
 	if !strings.Contains(s, "://") {
-		if m := scpUserinfo.FindStringSubmatch(s); m != nil {
-			// user:password@host:path (scp-like git syntax): keep the user.
-			return m[1] + "@" + s[len(m[0]):]
+		if m := scpUser.FindString(s); m != "" {
+			return s[len(m):]
 		}
 		return s
 	}
@@ -378,16 +377,7 @@ func URL(s string) string {
 	if err != nil || u.Scheme == "" {
 		return cleanText(s)
 	}
-	if u.User != nil {
-		_, hasPass := u.User.Password()
-		if isSSH(u.Scheme) && !hasPass {
-			// keep it: an ssh login name
-		} else if isSSH(u.Scheme) {
-			u.User = url.User(u.User.Username())
-		} else {
-			u.User = nil
-		}
-	}
+	u.User = nil
 	if u.RawQuery != "" {
 		u.RawQuery = maskPairs(u.RawQuery)
 	}
@@ -398,22 +388,19 @@ func URL(s string) string {
 	return u.String()
 }
 
-// scpUserinfo matches "user:password@" at the start of an scp-like address (no scheme).
-var scpUserinfo = regexp.MustCompile(`^([^@/:\s]+):([^@/\s]*)@`)
+var (
+	// scpUserinfo matches "user:password@" at the start of an scp-like address (no scheme).
+	scpUserinfo = regexp.MustCompile(`^([^@/:\s]+):([^@/\s]*)@`)
+	// scpUser matches "user@" or "user:password@" at the start of one.
+	scpUser = regexp.MustCompile(`^[^@/:\s]+(:[^@/\s]*)?@`)
+)
 
-func isSSH(scheme string) bool {
-	switch strings.ToLower(scheme) {
-	case "ssh", "git+ssh", "ssh+git":
-		return true
-	}
-	return false
-}
+// publicKeys are query keys whose values are settings, never credentials: BuildKit's
+// connection helpers take them (kube-pod://POD?namespace=NS&context=CTX).
+var publicKeys = map[string]bool{"namespace": true, "context": true}
 
-func isHTTP(scheme string) bool {
-	return strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")
-}
-
-// maskPairs masks the value of every key=value pair of a raw query or fragment.
+// maskPairs masks the value of every key=value pair of a raw query or fragment, except for the
+// few keys known to hold settings (publicKeys).
 func maskPairs(raw string) string {
 	var b strings.Builder
 	start := 0
@@ -422,7 +409,7 @@ func maskPairs(raw string) string {
 			continue
 		}
 		part := raw[start:i]
-		if k, v, ok := strings.Cut(part, "="); ok && v != "" {
+		if k, v, ok := strings.Cut(part, "="); ok && v != "" && !publicKeys[strings.ToLower(k)] {
 			part = k + "=" + Mask
 		}
 		b.WriteString(part)

@@ -69,6 +69,7 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		Facts: map[string]any{
 			"images":  res.Images,
 			"source":  res.Source,
+			"builder": res.Builder,
 			"digests": res.Digests(),
 			"dry_run": res.DryRun,
 		},
