@@ -82,15 +82,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // run is the state of one request as it goes through the steps.
 type run struct {
-	p      params.BuildParams
-	opts   Options
-	red    *redact.Redactor
-	ws     string
-	src    *source.Result
-	images []*imageRun
-	reg    *registry.Client
-	bld    builder.Builder
-	res    *result.Result
+	p        params.BuildParams
+	opts     Options
+	red      *redact.Redactor
+	endpoint string           // the engine chosen: --builder, else builder.endpoint ("": environment)
+	bopts    []builder.Option // how to open it
+	ws       string
+	src      *source.Result
+	images   []*imageRun
+	reg      *registry.Client
+	bld      builder.Builder
+	res      *result.Result
 }
 
 // imageRun is one image of the request.
@@ -175,6 +177,7 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 	}()
 
 	steps := []step{
+		{result.StepCheck, r.selectBuilder},
 		{result.StepSource, r.fetch},
 		{result.StepInject, r.inject},
 		{result.StepCheck, r.resolveSecrets},
@@ -459,6 +462,31 @@ func parseSSH(spec string) (builder.SSHForward, error) {
 	return f, nil
 }
 
+// selectBuilder decides which engine builds (--builder, else builder.endpoint, else the
+// environment) before any work, so that a bad choice fails first and the result names the
+// engine even when a later step fails. Nothing is contacted yet.
+func (r *run) selectBuilder(context.Context) error {
+	r.endpoint = r.opts.Endpoint
+	if r.endpoint == "" && r.p.Builder != nil {
+		r.endpoint = r.p.Builder.Endpoint
+	}
+	if b := r.p.Builder; b != nil && b.TLS != nil {
+		r.bopts = append(r.bopts, builder.WithTLS(builder.TLSConfig{
+			CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
+		}))
+	}
+	r.bopts = append(r.bopts, r.opts.BuilderOptions...)
+	if r.opts.NewBuilder != nil {
+		return nil // the caller's engine describes itself once opened
+	}
+	sel, err := builder.Select(r.endpoint, r.bopts...)
+	if err != nil {
+		return err
+	}
+	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	return nil
+}
+
 // connect opens the registry client and the build engine.
 func (r *run) connect(ctx context.Context) error {
 	reg := r.p.Target.Registry
@@ -478,24 +506,13 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	endpoint := r.opts.Endpoint
-	if endpoint == "" && r.p.Builder != nil {
-		endpoint = r.p.Builder.Endpoint
-	}
 	newBuilder := r.opts.NewBuilder
 	if newBuilder == nil {
-		var bopts []builder.Option
-		if b := r.p.Builder; b != nil && b.TLS != nil {
-			bopts = append(bopts, builder.WithTLS(builder.TLSConfig{
-				CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
-			}))
-		}
-		bopts = append(bopts, r.opts.BuilderOptions...)
 		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
-			return builder.New(ctx, endpoint, bopts...)
+			return builder.New(ctx, endpoint, r.bopts...)
 		}
 	}
-	r.bld, err = newBuilder(ctx, endpoint)
+	r.bld, err = newBuilder(ctx, r.endpoint)
 	if err != nil {
 		return err
 	}

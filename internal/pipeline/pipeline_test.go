@@ -318,3 +318,22 @@ func TestRunMasksEverything(t *testing.T) {
 		t.Fatalf("the events did not arrive masked:\n%s", all.String())
 	}
 }
+
+// TestBadEndpointFailsFirst: an engine that cannot be chosen fails the run before the source is
+// fetched (the module and TOSCA get the CLI's early refusal too), and a failure in a later step
+// still names the chosen engine.
+func TestBadEndpointFailsFirst(t *testing.T) {
+	f := newFixture(t)
+	p := f.params(params.Image{Image: "app", Tag: "v"})
+	p.Source.Local.Path = filepath.Join(f.dir, "does-not-exist") // fetching would fail at source
+	p.Builder = &params.Builder{Endpoint: "mybuilder"}
+	res, err := Run(context.Background(), p, Options{TempDir: t.TempDir()})
+	if err == nil || res.Failed == nil || res.Failed.Step != result.StepCheck || !strings.Contains(err.Error(), "mybuilder") {
+		t.Fatalf("want a check failure naming the endpoint before the source step, got %v (%+v)", err, res.Failed)
+	}
+	p.Builder.Endpoint = "tcp://127.0.0.1:1"
+	res, err = Run(context.Background(), p, Options{TempDir: t.TempDir()})
+	if err == nil || res.Failed.Step != result.StepSource || res.Builder == nil || res.Builder.Endpoint != "tcp://127.0.0.1:1" {
+		t.Fatalf("a source failure: %v, builder %+v", err, res.Builder)
+	}
+}
