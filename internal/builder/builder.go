@@ -15,7 +15,7 @@
 // Either way a build never creates or moves a tag: the caller moves tags once every image of
 // a request is built.
 //
-// [Request], [Result] and [Info] are plain data so that a builder can later live in another
+// [Request], [Built] and [Info] are plain data so that a builder can later live in another
 // process (a plugin); the two function fields of Request are callbacks such a transport
 // serves over its back channel.
 package builder
@@ -100,8 +100,8 @@ type Publisher interface {
 	AssembleIndex(ctx context.Context, repository string, manifests []string) (string, error)
 }
 
-// Result describes what a build put into the registry.
-type Result struct {
+// Built describes what a build put into the registry.
+type Built struct {
 	// Digest is what the registry serves at Repository@Digest: the manifest digest for one
 	// platform, the index digest for several.
 	Digest string `json:"digest"`
@@ -145,7 +145,7 @@ type Builder interface {
 	// Info describes the endpoint (asking it).
 	Info(ctx context.Context) (Info, error)
 	// Build builds req and pushes the result to req.Repository by digest.
-	Build(ctx context.Context, req Request) (*Result, error)
+	Build(ctx context.Context, req Request) (*Built, error)
 	// Close releases the connection to the endpoint.
 	Close() error
 }

@@ -66,7 +66,7 @@ func (b *buildkitBuilder) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
-func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, error) {
+func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Built, error) {
 	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
@@ -84,7 +84,7 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, erro
 	if dgst == "" {
 		return nil, errInfo.at(StepPush, errors.New("the image exporter returned no digest"))
 	}
-	return &Result{Digest: dgst, Platforms: plats, Endpoint: b.endpoint.String()}, nil
+	return &Built{Digest: dgst, Platforms: plats, Endpoint: b.endpoint.String()}, nil
 }
 
 // imageExportAttrs are the image exporter's options: push by digest only (no tag), OCI media

@@ -154,7 +154,7 @@ func (b *dockerBuilder) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
-func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error) {
+func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Built, error) {
 	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
@@ -183,7 +183,7 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	res := &Result{Platforms: plats, Endpoint: b.endpoint.String()}
+	res := &Built{Platforms: plats, Endpoint: b.endpoint.String()}
 	if len(pushed) == 1 {
 		res.Digest = pushed[0]
 		return res, nil

@@ -75,7 +75,7 @@ func forEachEndpoint(t *testing.T, vars []string, fn func(t *testing.T, b Builde
 // client that answers with the request's own credentials.
 type publishing struct{ Builder }
 
-func (p publishing) Build(ctx context.Context, req Request) (*Result, error) {
+func (p publishing) Build(ctx context.Context, req Request) (*Built, error) {
 	if req.Publisher == nil {
 		c, err := registry.New(registry.WithKeychain(callbackKeychain(req.Credentials)), registry.WithRetry(1, 0))
 		if err != nil {

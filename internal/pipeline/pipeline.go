@@ -88,7 +88,7 @@ type run struct {
 	endpoint string           // the engine chosen: --builder, else builder.endpoint ("": environment)
 	bopts    []builder.Option // how to open it
 	ws       string
-	src      *source.Result
+	src      *source.Fetched
 	images   []*imageRun
 	reg      *registry.Client
 	bld      builder.Builder
@@ -490,7 +490,7 @@ func (r *run) selectBuilder(context.Context) error {
 // connect opens the registry client and the build engine.
 func (r *run) connect(ctx context.Context) error {
 	reg := r.p.Target.Registry
-	host, err := registry.RegistryHost(reg.URL)
+	host, err := registry.Host(reg.URL)
 	if err != nil {
 		return err
 	}

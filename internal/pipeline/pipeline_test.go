@@ -40,7 +40,7 @@ func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
 	return builder.Info{Kind: "buildkit", Endpoint: "fake://", NativePlatform: "linux/amd64"}, nil
 }
 
-func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Result, error) {
+func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Built, error) {
 	f.builds.Add(1)
 	ign, _ := os.ReadFile(req.Dockerfile + ".dockerignore")
 	f.ignores = append(f.ignores, string(ign))
@@ -81,7 +81,7 @@ func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Re
 	if err := remote.Write(ref, img); err != nil {
 		return nil, err
 	}
-	return &builder.Result{Digest: d.String(), Platforms: []string{"linux/amd64"}, Endpoint: "fake://"}, nil
+	return &builder.Built{Digest: d.String(), Platforms: []string{"linux/amd64"}, Endpoint: "fake://"}, nil
 }
 
 func (f *fakeBuilder) Close() error { return nil }

@@ -166,7 +166,7 @@ func (c *Client) credentialHelper(host string) string {
 // whether there are any; false means anonymous access. The builder forwards them to
 // BuildKit's session auth provider.
 func (c *Client) Auth(ctx context.Context, host string) (Credentials, bool, error) {
-	h, err := RegistryHost(host)
+	h, err := Host(host)
 	if err != nil {
 		return Credentials{}, false, c.fail(err)
 	}

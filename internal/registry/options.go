@@ -35,12 +35,12 @@ type retryPolicy struct {
 var defaultRetry = retryPolicy{attempts: 3, backoff: 500 * time.Millisecond}
 
 // WithCredentials sets the credentials for one registry host. host may be given as in the
-// build params ("docker.io", "127.0.0.1:5000", "https://ghcr.io/team"; see [RegistryHost]).
+// build params ("docker.io", "127.0.0.1:5000", "https://ghcr.io/team"; see [Host]).
 // These credentials take precedence over the fallback keychain for that host. Giving different
 // credentials twice for one host is an error.
 func WithCredentials(host string, c Credentials) Option {
 	return func(o *options) error {
-		h, err := RegistryHost(host)
+		h, err := Host(host)
 		if err != nil {
 			return fmt.Errorf("WithCredentials: %w", err)
 		}
@@ -65,7 +65,7 @@ func WithCredentials(host string, c Credentials) Option {
 // certificate.
 func WithInsecure(host string) Option {
 	return func(o *options) error {
-		h, err := RegistryHost(host)
+		h, err := Host(host)
 		if err != nil {
 			return fmt.Errorf("WithInsecure: %w", err)
 		}

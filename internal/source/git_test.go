@@ -18,7 +18,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/params"
 )
 
-func fetchGit(t *testing.T, g params.GitRepo, opts ...Option) (*Result, string, error) {
+func fetchGit(t *testing.T, g params.GitRepo, opts ...Option) (*Fetched, string, error) {
 	t.Helper()
 	ws, parent := newWorkspace(t)
 	res, err := Fetch(bg(), params.Source{GitRepo: &g}, ws, opts...)

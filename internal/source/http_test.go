@@ -48,7 +48,7 @@ func fileServer(t *testing.T, user, pass string, files map[string]string) *httpt
 	return srv
 }
 
-func fetchDockerfile(t *testing.T, d params.DockerfileURL, bc *params.BuildContext, opts ...Option) (*Result, string, error) {
+func fetchDockerfile(t *testing.T, d params.DockerfileURL, bc *params.BuildContext, opts ...Option) (*Fetched, string, error) {
 	t.Helper()
 	ws, parent := newWorkspace(t)
 	res, err := Fetch(bg(), params.Source{Dockerfile: &d, BuildContext: bc}, ws, opts...)

@@ -16,7 +16,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
-// Source kinds, as reported in Result.Kind.
+// Source kinds, as reported in Fetched.Kind.
 const (
 	KindGit        = params.KindGit
 	KindDockerfile = params.KindDockerfile
@@ -27,7 +27,7 @@ const (
 // ReadFile reads a file of the source, given by its absolute path below Root, without
 // following any link out of Root (a repository's symlink to /etc/shadow, say). A missing file
 // is an error wrapping fs.ErrNotExist.
-func (r *Result) ReadFile(name string) ([]byte, error) {
+func (r *Fetched) ReadFile(name string) ([]byte, error) {
 	rel, err := filepath.Rel(r.Root, name)
 	if err != nil || !filepath.IsLocal(rel) {
 		return nil, fmt.Errorf("%q is not inside the source", name)
@@ -49,9 +49,9 @@ func (r *Result) ReadFile(name string) ([]byte, error) {
 	return data, nil
 }
 
-// Result is a fetched source: where the build context and the Dockerfile are, and facts about
+// Fetched is a fetched source: where the build context and the Dockerfile are, and facts about
 // where they came from. No field ever holds a credential.
-type Result struct {
+type Fetched struct {
 	// Kind is git, dockerfile, tar or local.
 	Kind string
 	// Root is the directory the source was fetched into (the local directory itself for a
@@ -191,7 +191,7 @@ const (
 //
 // Empty optional fields of src take their documented defaults (params.DefaultVersion,
 // params.DefaultDockerfile, params.DefaultWorkdir).
-func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*Result, error) {
+func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*Fetched, error) {
 	o := &options{client: http.DefaultClient, timeout: DefaultTimeout, limits: DefaultLimits}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -206,7 +206,7 @@ func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*
 		return nil, err
 	}
 	src = src.WithDefaults()
-	var res *Result
+	var res *Fetched
 	switch src.Kind() {
 	case KindGit:
 		res, err = o.fetchGitRepo(ctx, src.GitRepo, ws)
@@ -223,7 +223,7 @@ func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*
 	return res, nil
 }
 
-func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string) (*Result, error) {
+func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string) (*Fetched, error) {
 	dir := filepath.Join(ws, repoDir)
 	c, err := o.clone(ctx, gitSpec{URL: g.URL, Version: g.Version, Username: g.Username, Password: g.Password}, dir)
 	if err != nil {
@@ -234,13 +234,13 @@ func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string
 	if err != nil {
 		return nil, err
 	}
-	return &Result{
+	return &Fetched{
 		Kind: KindGit, Root: dir, ContextDir: ctxDir, Dockerfile: df,
 		URL: c.URL, Commit: c.Commit, Ref: c.Ref, Clean: c.Clean, CommitTime: c.CommitTime,
 	}, nil
 }
 
-func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, bc *params.BuildContext, ws string) (*Result, error) {
+func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, bc *params.BuildContext, ws string) (*Fetched, error) {
 	dfDir := filepath.Join(ws, dockerfileDir)
 	if err := os.Mkdir(dfDir, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
@@ -251,7 +251,7 @@ func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, 
 		return nil, err
 	}
 	// The downloaded Dockerfile and the context both lie below the workspace.
-	res := &Result{Kind: KindDockerfile, Root: ws, Dockerfile: df, URL: display, SHA256: sum}
+	res := &Fetched{Kind: KindDockerfile, Root: ws, Dockerfile: df, URL: display, SHA256: sum}
 	if bc == nil {
 		res.ContextDir = filepath.Join(ws, contextDir)
 		if err := os.Mkdir(res.ContextDir, 0o755); err != nil {
@@ -272,12 +272,12 @@ func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, 
 	return res, nil
 }
 
-func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Result, error) {
+func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Fetched, error) {
 	root := filepath.Join(ws, tarDir)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	res := &Result{Kind: KindTar, Root: root}
+	res := &Fetched{Kind: KindTar, Root: root}
 	var err error
 	var where string
 	if t.URL != "" {
@@ -297,7 +297,7 @@ func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Resu
 	return res, nil
 }
 
-func (o *options) fetchLocal(l *params.Local) (*Result, error) {
+func (o *options) fetchLocal(l *params.Local) (*Fetched, error) {
 	root, err := realDir(l.Path)
 	if err != nil {
 		return nil, fmt.Errorf("local directory: %w", err)
@@ -306,7 +306,7 @@ func (o *options) fetchLocal(l *params.Local) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: KindLocal, Root: root, ContextDir: ctxDir, Dockerfile: df}
+	res := &Fetched{Kind: KindLocal, Root: root, ContextDir: ctxDir, Dockerfile: df}
 	res.Commit, res.Ref, res.Clean, res.CommitTime = o.localGitFacts(root)
 	return res, nil
 }
