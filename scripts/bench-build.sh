@@ -1,55 +1,88 @@
 #!/usr/bin/env bash
-# Benchmark: `imagebuilder build` against `buildctl build` of the same fully cached Dockerfile on
-# the same buildkitd, both pushing to the test registry. Runs alternate (ib, buildctl, ib, ...)
-# after one warm-up each; prints every time, the medians and the ratio imagebuilder/buildctl.
-# Usage: scripts/bench-build.sh [RUNS]   (default 7; needs `scripts/testenv.sh up`)
+# Benchmark: a fully cached build of one Dockerfile, imagebuilder against the native tools on
+# the same engine, all pushing to the test registry:
+#   buildkit pair  `imagebuilder build --builder $BUILDKIT_HOST`  vs  `buildctl build` (push=true)
+#   docker pair    `imagebuilder build --builder docker`          vs  `docker build` + `docker push`
+# Runs alternate within each pair (ours, theirs, ours, ...) after one warm-up each; the ratio is
+# the median of the per-pair ratios (ours/theirs), which cancels the machine's drift.
+# Usage: scripts/bench-build.sh [RUNS] [PAIRS]  (default 9, "buildkit docker"; needs
+# `scripts/testenv.sh up`). Targets (issue 9): buildkit <= 1.05, docker <= 1.00.
 set -euo pipefail
-runs=${1:-7}
+runs=${1:-9}
+pairs=${2:-buildkit docker}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 eval "$(scripts/testenv.sh env)"
 make -s build
+docker_cli=/usr/bin/docker # Debian's CLI: it matches the daemon and builds with BuildKit itself
+[[ -x $docker_cli ]] || docker_cli=docker
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/ctx"
-cat > "$work/ctx/Dockerfile" <<DOCKERFILE
+cat >"$work/ctx/Dockerfile" <<DOCKERFILE
 FROM $IMAGEBUILDER_TEST_BASE
 COPY hello.txt /hello.txt
 RUN echo cached > /cached
 DOCKERFILE
-echo hello > "$work/ctx/hello.txt"
-cat > "$work/params.yaml" <<PARAMS
+echo hello >"$work/ctx/hello.txt"
+params() { # params ENGINE
+	cat >"$work/params-$1.yaml" <<PARAMS
 source:
   local: {path: $work/ctx}
 target:
-  images: [{image: bench/ib, tag: latest, platforms: [linux/amd64]}]
+  images: [{image: bench/ib-$1, tag: latest, platforms: [linux/amd64]}]
   registry: {url: $IMAGEBUILDER_TEST_REGISTRY}
 PARAMS
-
-ib() {
-	bin/imagebuilder build -f "$work/params.yaml" --builder "$IMAGEBUILDER_TEST_BUILDKIT" --progress quiet >/dev/null
 }
-bc() {
+params buildkit
+params docker
+
+ib_buildkit() {
+	bin/imagebuilder build -f "$work/params-buildkit.yaml" --builder "$IMAGEBUILDER_TEST_BUILDKIT" --progress quiet >/dev/null
+}
+native_buildkit() {
 	buildctl --addr "$IMAGEBUILDER_TEST_BUILDKIT" build --progress quiet --frontend dockerfile.v0 \
 		--local context="$work/ctx" --local dockerfile="$work/ctx" --opt platform=linux/amd64 \
-		--output "type=image,name=$IMAGEBUILDER_TEST_REGISTRY/bench/buildctl:latest,push=true,registry.insecure=true" >/dev/null
+		--output "type=image,name=$IMAGEBUILDER_TEST_REGISTRY/bench/buildctl:latest,push=true" >/dev/null
 }
-now() { date +%s.%N; }
+ib_docker() {
+	bin/imagebuilder build -f "$work/params-docker.yaml" --builder docker --progress quiet >/dev/null
+}
+native_docker() {
+	DOCKER_BUILDKIT=1 DOCKER_HOST=$IMAGEBUILDER_TEST_DOCKER "$docker_cli" build -q --network host --platform linux/amd64 \
+		-t "$IMAGEBUILDER_TEST_REGISTRY/bench/docker:latest" "$work/ctx" >/dev/null
+	DOCKER_HOST=$IMAGEBUILDER_TEST_DOCKER "$docker_cli" push -q "$IMAGEBUILDER_TEST_REGISTRY/bench/docker:latest" >/dev/null
+}
+now() { date +%s%N; }
 
-ib; bc # warm-up: fill the cache and the registry
-ib_times=() bc_times=()
-for ((i = 0; i < runs; i++)); do
-	t0=$(now); ib; t1=$(now); bc; t2=$(now)
-	ib_times+=("$(python3 -c "print($t1 - $t0)")")
-	bc_times+=("$(python3 -c "print($t2 - $t1)")")
+for pair in $pairs; do
+	"ib_$pair"
+	"native_$pair" # warm-up: fill the cache and the registry
+	ours=() theirs=()
+	for ((i = 0; i < runs; i++)); do
+		t0=$(now)
+		"ib_$pair"
+		t1=$(now)
+		"native_$pair"
+		t2=$(now)
+		ours+=($(((t1 - t0) / 1000)))
+		theirs+=($(((t2 - t1) / 1000)))
+	done
+	awk -v pair="$pair" -v ours="${ours[*]}" -v theirs="${theirs[*]}" '
+	function median(a, n,    i, j, t) {
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	BEGIN {
+		n = split(ours, o, " "); split(theirs, t, " ")
+		line1 = line2 = ""
+		for (i = 1; i <= n; i++) { r[i] = o[i] / t[i]; oo[i] = o[i]; tt[i] = t[i]
+			line1 = line1 sprintf(" %.1f", o[i] / 1000); line2 = line2 sprintf(" %.1f", t[i] / 1000) }
+		native = pair == "buildkit" ? "buildctl build" : "docker build + push"
+		target = pair == "buildkit" ? "<= 1.05" : "<= 1.00"
+		printf "%s pair (ms)\n  imagebuilder:%s\n  %s:%s\n", pair, line1, native, line2
+		printf "  median imagebuilder %.1f ms, %s %.1f ms; median of pair ratios %.3f (target %s)\n",
+			median(oo, n) / 1000, native, median(tt, n) / 1000, median(r, n), target
+	}'
 done
-python3 - "${ib_times[*]}" "${bc_times[*]}" <<'PY'
-import statistics, sys
-ib = [float(x) for x in sys.argv[1].split()]
-bc = [float(x) for x in sys.argv[2].split()]
-print("imagebuilder build:", " ".join(f"{x:.3f}" for x in ib))
-print("buildctl build:    ", " ".join(f"{x:.3f}" for x in bc))
-mi, mb = statistics.median(ib), statistics.median(bc)
-print(f"median imagebuilder {mi:.3f}s, buildctl {mb:.3f}s, ratio {mi / mb:.3f} (target <= 1.05)")
-PY

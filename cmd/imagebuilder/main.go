@@ -47,6 +47,11 @@ func (e exitCodeError) Unwrap() error { return e.err }
 
 func main() {
 	tuneGC()
+	if len(os.Args) > 1 && (os.Args[1] == "build" || os.Args[1] == "validate") {
+		// Compiling the schema takes a couple of milliseconds: do it while the command line,
+		// the input and the engine choice are read.
+		go params.Prepare()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

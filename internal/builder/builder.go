@@ -32,6 +32,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 )
 
@@ -98,6 +99,10 @@ type Publisher interface {
 	// AssembleIndex pushes, by digest, an index of manifests already in repository (given by
 	// digest, one per platform) and returns its digest.
 	AssembleIndex(ctx context.Context, repository string, manifests []string) (string, error)
+	// ReuseLayers swaps the layers whose compressed blobs (of media type mt) the publisher
+	// knows repository holds for ones that say so, so that the image built on them is not
+	// compressed again to be pushed; the others come back as they are.
+	ReuseLayers(ctx context.Context, repository string, mt types.MediaType, layers []v1.Layer) []v1.Layer
 }
 
 // Built describes what a build put into the registry.

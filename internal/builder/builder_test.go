@@ -480,7 +480,7 @@ func TestToOCI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := toOCI(src)
+	img, err := toOCI(src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

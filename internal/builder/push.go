@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -14,45 +15,115 @@ import (
 	dockerclient "github.com/moby/moby/client"
 )
 
-// pushFromDaemon exports image id from the daemon (docker-archive), converts it to OCI media
-// types and hands it to pub, which pushes it to repository by digest. The archive is staged
-// in a temporary file under tempDir (os.TempDir() when empty) that is removed before
-// returning.
+// pushFromDaemon hands image id, as built in the daemon, to pub, which pushes it to repository
+// by digest. The image reaches pub unread: only when pub needs its content (it has no record
+// of having pushed this image there) is it exported from the daemon (docker-archive), staged
+// in a temporary file under tempDir (os.TempDir() when empty) and converted to OCI media
+// types. The staged file is removed before returning.
 func pushFromDaemon(ctx context.Context, dc *dockerclient.Client, id, repository string, pub Publisher, tempDir string) (string, error) {
+	reuse := func(layers []v1.Layer) []v1.Layer {
+		return pub.ReuseLayers(ctx, repository, types.OCILayer, layers)
+	}
+	img := &daemonImage{id: id, open: func() (v1.Image, func(), error) { return exportImage(ctx, dc, id, tempDir, reuse) }}
+	defer img.close()
+	return pub.PushImage(ctx, repository, img)
+}
+
+// exportImage exports image id from the daemon and converts it to OCI media types, on the
+// layers reuse gives back for the exported ones; cleanup removes the staged archive.
+func exportImage(ctx context.Context, dc *dockerclient.Client, id, tempDir string, reuse func([]v1.Layer) []v1.Layer) (v1.Image, func(), error) {
 	f, err := os.CreateTemp(tempDir, "imagebuilder-save-*.tar")
 	if err != nil {
-		return "", fmt.Errorf("staging the image: %w", err)
+		return nil, nil, fmt.Errorf("staging the image: %w", err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	fail := func(err error) (v1.Image, func(), error) { cleanup(); return nil, nil, err }
 	rc, err := dc.ImageSave(ctx, []string{id})
 	if err != nil {
-		return "", fmt.Errorf("exporting image %s from the daemon: %w", id, err)
+		return fail(fmt.Errorf("exporting image %s from the daemon: %w", id, err))
 	}
 	_, err = io.Copy(f, rc)
 	rc.Close()
 	if err != nil {
-		return "", fmt.Errorf("exporting image %s from the daemon: %w", id, err)
+		return fail(fmt.Errorf("exporting image %s from the daemon: %w", id, err))
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("staging the image: %w", err)
+		return fail(fmt.Errorf("staging the image: %w", err))
 	}
-
 	saved, err := tarball.ImageFromPath(f.Name(), nil)
 	if err != nil {
-		return "", fmt.Errorf("reading the image exported from the daemon: %w", err)
+		return fail(fmt.Errorf("reading the image exported from the daemon: %w", err))
 	}
-	img, err := toOCI(saved)
+	img, err := toOCI(saved, reuse)
 	if err != nil {
-		return "", fmt.Errorf("converting to OCI media types: %w", err)
+		return fail(fmt.Errorf("converting to OCI media types: %w", err))
 	}
-	return pub.PushImage(ctx, repository, img)
+	return img, cleanup, nil
+}
+
+// daemonImage is an image in the Docker daemon, exported the first time its content is asked
+// for. Its Source is the daemon's image ID, which identifies the content exactly.
+type daemonImage struct {
+	id   string
+	open func() (v1.Image, func(), error)
+
+	once    sync.Once
+	img     v1.Image
+	cleanup func()
+	err     error
+}
+
+var _ interface {
+	v1.Image
+	Source() string
+} = (*daemonImage)(nil)
+
+func (d *daemonImage) load() (v1.Image, error) {
+	d.once.Do(func() { d.img, d.cleanup, d.err = d.open() })
+	return d.img, d.err
+}
+
+func (d *daemonImage) close() {
+	if d.cleanup != nil {
+		d.cleanup()
+	}
+}
+
+// Source is the daemon's image ID.
+func (d *daemonImage) Source() string { return d.id }
+
+// MediaType is known without exporting: the image is converted to an OCI manifest.
+func (d *daemonImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// with runs f on the exported image.
+func with[T any](d *daemonImage, f func(v1.Image) (T, error)) (T, error) {
+	img, err := d.load()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return f(img)
+}
+
+func (d *daemonImage) Layers() ([]v1.Layer, error)         { return with(d, v1.Image.Layers) }
+func (d *daemonImage) Size() (int64, error)                { return with(d, v1.Image.Size) }
+func (d *daemonImage) ConfigName() (v1.Hash, error)        { return with(d, v1.Image.ConfigName) }
+func (d *daemonImage) ConfigFile() (*v1.ConfigFile, error) { return with(d, v1.Image.ConfigFile) }
+func (d *daemonImage) RawConfigFile() ([]byte, error)      { return with(d, v1.Image.RawConfigFile) }
+func (d *daemonImage) Digest() (v1.Hash, error)            { return with(d, v1.Image.Digest) }
+func (d *daemonImage) Manifest() (*v1.Manifest, error)     { return with(d, v1.Image.Manifest) }
+func (d *daemonImage) RawManifest() ([]byte, error)        { return with(d, v1.Image.RawManifest) }
+func (d *daemonImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	return with(d, func(img v1.Image) (v1.Layer, error) { return img.LayerByDigest(h) })
+}
+func (d *daemonImage) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	return with(d, func(img v1.Image) (v1.Layer, error) { return img.LayerByDiffID(h) })
 }
 
 // toOCI rewrites a Docker image (as exported by the daemon) with OCI media types, keeping its
-// configuration and layers, so both drivers push the same kind of manifest.
-func toOCI(img v1.Image) (v1.Image, error) {
+// configuration and layers, so both drivers push the same kind of manifest. reuse (nil: none)
+// may swap layers for ones whose compressed form is known.
+func toOCI(img v1.Image, reuse func([]v1.Layer) []v1.Layer) (v1.Image, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
@@ -60,6 +131,9 @@ func toOCI(img v1.Image) (v1.Image, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err
+	}
+	if reuse != nil {
+		layers = reuse(layers)
 	}
 	adds := make([]mutate.Addendum, 0, len(layers))
 	for _, l := range layers {

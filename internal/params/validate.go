@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,17 +131,47 @@ func invalid(pointer, format string, args ...any) error {
 	return &ValidationError{Errors: []FieldError{{Pointer: pointer, Message: fmt.Sprintf(format, args...)}}}
 }
 
-var compiled = sync.OnceValues(func() (*jsonschema.Schema, error) {
+var compiled = sync.OnceValues(compileSchema)
+
+// Prepare compiles the schema ahead of the first Validate, which then does not wait for it:
+// a front end calls it (in a goroutine) while it does other work.
+func Prepare() { _, _ = compiled() }
+
+// compileSchema compiles the embedded build-params schema.
+func compileSchema() (*jsonschema.Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.BuildParams))
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded schema: %w", err)
 	}
 	c := jsonschema.NewCompiler()
+	c.UseRegexpEngine(regexpOnce())
 	if err := c.AddResource(SchemaID, doc); err != nil {
 		return nil, fmt.Errorf("loading the embedded schema: %w", err)
 	}
 	return c.Compile(SchemaID)
-})
+}
+
+// regexpOnce compiles each pattern once: the schema repeats its patterns (a tag, the image's and
+// every extra tag's), and the compiler checks each pattern against the meta-schema before
+// compiling it again; one regexp per pattern roughly halves the cost of compiling the schema,
+// which every run pays before it starts.
+func regexpOnce() jsonschema.RegexpEngine {
+	var mu sync.Mutex
+	seen := map[string]*regexp.Regexp{}
+	return func(s string) (jsonschema.Regexp, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if re, ok := seen[s]; ok {
+			return re, nil
+		}
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return nil, err
+		}
+		seen[s] = re
+		return re, nil
+	}
+}
 
 // Validate checks generic data against the build-params schema and the rules the schema cannot
 // express. It reports every problem found, each located by JSON pointer.

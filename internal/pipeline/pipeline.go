@@ -187,7 +187,8 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 		steps = append(steps, step{result.StepCheck, r.current}, step{result.StepCheck, r.plan})
 	} else {
 		// Where the tags point now is only needed to move them; it is looked up while the
-		// images build. A registry that refuses the credentials still stops the builds.
+		// images build. A registry that refuses the credentials (to read the tags) still stops
+		// the builds; push access itself is proven by the push.
 		steps = append(steps, step{result.StepBuild, concurrently(r.current, r.build)}, step{result.StepTag, r.tag})
 	}
 	for _, s := range steps {
@@ -502,6 +503,11 @@ func (r *run) connect(ctx context.Context) error {
 		ropts = append(ropts, registry.WithInsecure(host))
 	}
 	ropts = append(ropts, registry.WithRedactor(r.red))
+	if dir, err := os.UserCacheDir(); err == nil {
+		// What this machine pushed where: an unchanged image pushed again costs a manifest
+		// check instead of an export and a recompression (the Docker endpoint's case).
+		ropts = append(ropts, registry.WithPushCache(filepath.Join(dir, "imagebuilder", "push-cache.json")))
+	}
 	r.reg, err = registry.New(append(ropts, r.opts.RegistryOptions...)...)
 	if err != nil {
 		return err
@@ -540,12 +546,14 @@ func (r *run) connect(ctx context.Context) error {
 	return nil
 }
 
-// current records where every requested tag points now, and checks that the registry accepts
-// a push from these credentials (without writing anything).
+// current records where every requested tag points now. In a dry run it first checks that the
+// registry accepts a push from these credentials (without writing anything); a real run needs
+// no such check, its push is the proof, and the check's round trips would only compete with
+// the build.
 func (r *run) current(ctx context.Context) error {
 	checked := map[string]bool{}
 	for _, ir := range r.images {
-		if !checked[ir.out.Repository] {
+		if r.opts.DryRun && !checked[ir.out.Repository] {
 			checked[ir.out.Repository] = true
 			if err := r.reg.CheckPush(ctx, ir.out.Repository); err != nil {
 				return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: err}

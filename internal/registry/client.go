@@ -33,6 +33,7 @@ type Client struct {
 	userAgent string
 	log       *slog.Logger
 	red       *redact.Redactor // shared with the caller when given, see WithRedactor
+	cache     *pushCache       // nil without WithPushCache
 	puller    *remote.Puller
 	pusher    *remote.Pusher
 }
@@ -62,6 +63,9 @@ func New(opts ...Option) (*Client, error) {
 	}
 	if c.red == nil {
 		c.red = redact.New()
+	}
+	if o.pushCache != "" {
+		c.cache = loadPushCache(o.pushCache)
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

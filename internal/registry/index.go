@@ -66,11 +66,23 @@ func (c *Client) AssembleIndex(ctx context.Context, repo string, manifests []str
 }
 
 // PushImage pushes img (manifest, config and layers) to repo by digest, creating no tag, and
-// returns its digest. Blobs the repository has are not uploaded again.
+// returns its digest. Blobs the repository has are not uploaded again. With a push cache
+// (WithPushCache), an image whose source (see Sourced) was pushed to repo before is not read at
+// all once the registry confirms it still has the manifest, and the layers of an image built
+// on ReuseLayers are not even compressed to learn their digests.
 func (c *Client) PushImage(ctx context.Context, repo string, img v1.Image) (string, error) {
 	r, err := c.parseRepo(repo)
 	if err != nil {
 		return "", c.fail(fmt.Errorf("pushing to %q: %w", repo, err))
+	}
+	var source string
+	if s, ok := img.(Sourced); ok {
+		source = s.Source()
+	}
+	if m := c.cache.image(r.Name(), source); m != "" && source != "" {
+		if _, err := c.resolve(ctx, r.Digest(m)); err == nil {
+			return m, nil
+		}
 	}
 	d, err := img.Digest()
 	if err != nil {
@@ -80,6 +92,7 @@ func (c *Client) PushImage(ctx context.Context, repo string, img v1.Image) (stri
 	if err := c.pusher.Push(ctx, ref, img); err != nil {
 		return "", c.fail(fmt.Errorf("pushing %s: %w", ref, err))
 	}
+	c.cache.remember(r.Name(), source, d.String(), img)
 	return d.String(), nil
 }
 

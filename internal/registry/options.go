@@ -24,6 +24,7 @@ type options struct {
 	userAgent string
 	logger    *slog.Logger
 	redactor  *redact.Redactor
+	pushCache string
 }
 
 type retryPolicy struct {
@@ -172,6 +173,23 @@ func WithRedactor(r *redact.Redactor) Option {
 			return errors.New("WithRedactor: given twice")
 		}
 		o.redactor = r
+		return nil
+	}
+}
+
+// WithPushCache keeps a push cache in the file at path (created when missing): what this
+// machine pushed where, so that pushing an unchanged image again costs a manifest check
+// instead of an export and a recompression of every layer (see [Client.PushImage]). The file
+// holds digests only. Without it nothing is remembered.
+func WithPushCache(path string) Option {
+	return func(o *options) error {
+		if path == "" {
+			return errors.New("WithPushCache: empty path")
+		}
+		if o.pushCache != "" && o.pushCache != path {
+			return errors.New("WithPushCache: given twice")
+		}
+		o.pushCache = path
 		return nil
 	}
 }
