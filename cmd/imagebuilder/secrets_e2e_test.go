@@ -6,10 +6,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -329,6 +333,80 @@ RUN --mount=type=secret,id=filetok,required=true cat /run/secrets/filetok > /y
 			r = ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
 			if r.code != 1 || r.res.Failed == nil || !strings.Contains(r.res.Failed.Error, "/secrets/tok: environment variable IMAGEBUILDER_TEST_UNSET_VARIABLE is not set") {
 				t.Fatalf("missing secret: exit %d\n%s", r.code, r.stdout)
+			}
+		})
+	}
+}
+
+// TestBuildSSHForward: ssh: [default] forwards the agent at SSH_AUTH_SOCK to RUN
+// --mount=type=ssh on both endpoints, as docker buildx build --ssh default does; the agent
+// answers from inside the build (the step lists its key), and nothing of it stays in the image.
+func TestBuildSSHForward(t *testing.T) {
+	env := testenv.Require(t, testenv.Registry, testenv.Base)
+	// A real ssh agent holding one key, on a socket of this test.
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	comment := canary(t, "agent-key")
+	if err := keyring.Add(agent.AddedKey{PrivateKey: key, Comment: comment}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _ = agent.ServeAgent(keyring, c) }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	// busybox has no ssh client: a small static one (testdata/agentlist) lists the agent's keys
+	// from inside the build.
+	client := filepath.Join(t.TempDir(), "agentlist")
+	build := exec.Command("go", "build", "-o", client, "./testdata/agentlist")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the agent client: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := testenv.GitRepoURL(t, map[string]string{
+		"agentlist": string(bin),
+		"Dockerfile": fmt.Sprintf(`FROM %s
+COPY agentlist /agentlist
+RUN chmod 0755 /agentlist
+RUN --mount=type=ssh,required=true /agentlist > /answer # %s
+`, env[testenv.Base], canary(t, "nonce"))})
+	for kind, endpoint := range endpoints(t) {
+		t.Run(kind, func(t *testing.T) {
+			p := request(repo, env[testenv.Registry], map[string]any{"image": "e2e/ssh", "tag": testenv.UniqueTag(kind), "platforms": []string{"linux/amd64"}})
+			p["ssh"] = []string{"default"}
+			r := ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			answer := fileIn(t, r.res.Images[0].Ref, "", "/answer")
+			if !strings.Contains(answer, comment) {
+				t.Errorf("the agent's answer from inside the build does not list the key %q: %q", comment, answer)
+			}
+			// Without the forward the step fails: the test can fail. (No cache: an ssh mount does
+			// not enter BuildKit's cache keys, so the cached step would pass.)
+			delete(p, "ssh")
+			p["builder"] = map[string]any{"no_cache": true}
+			p["target"].(map[string]any)["images"] = []map[string]any{{"image": "e2e/ssh", "tag": testenv.UniqueTag(kind + "-no"), "platforms": []string{"linux/amd64"}}}
+			if r := ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain"); r.code != 1 {
+				t.Errorf("a build without the ssh forward: exit %d, want 1", r.code)
 			}
 		})
 	}
