@@ -81,17 +81,10 @@ func TestSpecFromBuildParamsSchema(t *testing.T) {
 	}
 }
 
+// TestSpecFromSchemaErrors: the walk's errors reach the caller (internal/schemawalk tests them all).
 func TestSpecFromSchemaErrors(t *testing.T) {
-	for _, tt := range []struct{ schema, want string }{
-		{`[]`, "reading the schema"},
-		{`{"type": "string"}`, "not an object"},
-		{`{"$ref": "http://example.com/x.json"}`, "only local references"},
-		{`{"$ref": "#/$defs/Nope"}`, "does not resolve"},
-		{`{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"$ref": "#/$defs/A"}}}`, "too many nested $ref"},
-	} {
-		if _, err := SpecFromSchema([]byte(tt.schema)); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: error %v, want %q", tt.schema, err, tt.want)
-		}
+	if _, err := SpecFromSchema([]byte(`{"$ref": "#/$defs/Nope"}`)); err == nil || !strings.Contains(err.Error(), "does not resolve") {
+		t.Errorf("error %v", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/text/message"
 	"sigs.k8s.io/yaml"
 
+	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
 
@@ -367,18 +368,20 @@ func suggest(key string) string {
 	return best
 }
 
+// propertyNames are the names of every property of the schema, sorted.
 var propertyNames = sync.OnceValue(func() []string {
-	var doc struct {
-		Defs map[string]struct {
-			Properties map[string]any `json:"properties"`
-		} `json:"$defs"`
+	doc, err := schemawalk.Parse(schema.BuildParams)
+	if err != nil {
+		return nil // the embedded schema is tested; no hints rather than a panic
 	}
-	_ = json.Unmarshal(schema.BuildParams, &doc)
-	var names []string
-	for _, d := range doc.Defs {
-		for n := range d.Properties {
-			names = append(names, n)
-		}
+	seen := map[string]bool{}
+	_ = doc.Walk(func(p *schemawalk.Property) bool {
+		seen[p.Name] = true
+		return true
+	})
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
 	}
 	sort.Strings(names)
 	return names
