@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/imagebuilder/imagebuilder/internal/ansible"
 	"github.com/imagebuilder/imagebuilder/internal/params"
@@ -80,50 +79,10 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		}
 		return resp
 	}
-	resp.Msg = summary(res)
+	resp.Msg = res.Summary()
 	if req.Diff && res.Changed {
-		resp.Diff = diff(res)
+		before, after := res.TagDiff()
+		resp.Diff = &ansible.Diff{Before: before, After: after, BeforeHeader: "registry", AfterHeader: "registry"}
 	}
 	return resp
-}
-
-// summary is the one-line message of a successful run.
-func summary(res *result.Result) string {
-	var changed []string
-	for _, img := range res.Images {
-		if img.Changed {
-			changed = append(changed, img.Ref)
-		}
-	}
-	n := len(res.Images)
-	switch {
-	case res.DryRun && len(changed) > 0:
-		return fmt.Sprintf("would build and push %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
-	case res.DryRun:
-		return fmt.Sprintf("all %d image(s) up to date", n)
-	case len(changed) > 0:
-		return fmt.Sprintf("built and pushed %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
-	}
-	return fmt.Sprintf("all %d image(s) up to date", n)
-}
-
-// diff maps every tag of the request to the digest it pointed at before (tags that did not exist
-// are absent) and points at now (or, in check mode, that it would be rebuilt).
-func diff(res *result.Result) *ansible.Diff {
-	before, after := map[string]any{}, map[string]any{}
-	for _, img := range res.Images {
-		for _, tag := range img.Tags {
-			ref := img.Repository + ":" + tag
-			if d := img.Previous[tag]; d != "" {
-				before[ref] = d // a tag that did not exist is absent from before
-			}
-			switch {
-			case img.Digest != "":
-				after[ref] = img.Digest
-			case res.DryRun:
-				after[ref] = "(rebuilt; digest known after the build)"
-			}
-		}
-	}
-	return &ansible.Diff{Before: before, After: after, BeforeHeader: "registry", AfterHeader: "registry"}
 }
