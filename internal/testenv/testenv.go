@@ -7,6 +7,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -70,4 +71,17 @@ func Require(t testing.TB, vars ...string) map[string]string {
 		t.Skip(msg)
 	}
 	return values
+}
+
+// RequirePath returns when path exists. Otherwise it skips the test (t.Skip), or fails it when
+// Required() is true; the message says what the path is for (hint).
+func RequirePath(t testing.TB, path, hint string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		msg := fmt.Sprintf("%s: %v (%s)", path, err, hint)
+		if Required() {
+			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
+		}
+		t.Skip(msg)
+	}
 }

@@ -121,12 +121,7 @@ func TestCollection(t *testing.T) {
 	}
 
 	t.Run("arm64 host", func(t *testing.T) {
-		if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-aarch64"); err != nil {
-			if testenv.Required() {
-				t.Fatalf("qemu-aarch64 binfmt is not registered (scripts/testenv.sh up does it): %v", err)
-			}
-			t.Skipf("qemu-aarch64 binfmt is not registered: %v", err)
-		}
+		testenv.RequirePath(t, "/proc/sys/fs/binfmt_misc/qemu-aarch64", "qemu-aarch64 binfmt, registered by scripts/testenv.sh up")
 		r, res := play(t, fakeUname(t, "Linux aarch64"), testenv.UniqueTag("arm64"), "--check")
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)
