@@ -58,17 +58,19 @@ clean:
 	rm -rf bin dist playbooks/library tosca/library
 
 ## --- Ansible modules and collection -------------------------------------------------------
-# Every directory under modules/ is one module: a main package plus its sidecar docs NAME.yml.
+# Every directory under modules/ is one module: a main package plus docs.yml, the prose of its
+# documentation (the options come from the schema).
 MODULES := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
 
 .PHONY: modules collection
 
 ## modules: every Ansible module into playbooks/library/ (static, stripped) with its sidecar docs
+## (generated from the schema and the module's docs.yml)
 modules:
 	@mkdir -p playbooks/library
 	@set -e; for m in $(MODULES); do \
 	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o playbooks/library/$$m ./modules/$$m; \
-	  cp modules/$$m/$$m.yml playbooks/library/$$m.yml; \
+	  $(GO) run ./internal/ansible/gendoc -name $$m -schema schema/build-params.schema.json -prose modules/$$m/docs.yml -sidecar playbooks/library/$$m.yml; \
 	  echo "playbooks/library/$$m: $$(stat -c %s playbooks/library/$$m) bytes"; \
 	done
 

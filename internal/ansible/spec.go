@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/invopop/jsonschema"
+
 	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 )
 
@@ -21,6 +23,12 @@ type Option struct {
 	Options     Spec   // suboptions of a dict, or of the dicts in a list
 	Values      string // for dicts without suboptions (maps): the type of the values, "" when any
 	Choices     []any  // the schema's enum (of the value, or of a list's elements), nil when any value goes
+
+	// Rules between suboptions, from the object schema's oneOf (each branch only requiring one
+	// property: exactly one of them) and dependentRequired.
+	MutuallyExclusive [][]string
+	RequiredOneOf     [][]string
+	RequiredBy        map[string][]string
 }
 
 // Spec is a set of options by name.
@@ -62,6 +70,7 @@ func optionOf(p *schemawalk.Property) *Option {
 	switch p.Kind {
 	case schemawalk.Object:
 		o.Type = "dict"
+		o.rules(s)
 	case schemawalk.Map:
 		o.Type = "dict"
 		if p.Elem != nil {
@@ -71,7 +80,9 @@ func optionOf(p *schemawalk.Property) *Option {
 		o.Type, o.Elements = "list", "raw"
 		if p.Elem != nil {
 			o.Elements = scalarType(p.Elem.Type)
-			if o.Elements == "str" || o.Elements == "int" || o.Elements == "float" || o.Elements == "bool" {
+			if o.Elements == "dict" {
+				o.rules(p.Elem)
+			} else {
 				o.Choices = p.Elem.Enum
 			}
 		}
@@ -234,6 +245,29 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// rules reads the rules between an object's properties that an argument spec can state: a oneOf
+// whose every branch only requires one property (exactly one of them: mutually exclusive and
+// one required), and dependentRequired (required_by).
+func (o *Option) rules(obj *jsonschema.Schema) {
+	if len(obj.OneOf) > 1 {
+		var names []string
+		for _, branch := range obj.OneOf {
+			if len(branch.Required) != 1 || branch.Properties != nil || branch.Type != "" {
+				names = nil
+				break
+			}
+			names = append(names, branch.Required[0])
+		}
+		if names != nil {
+			o.MutuallyExclusive = [][]string{names}
+			o.RequiredOneOf = [][]string{names}
+		}
+	}
+	if len(obj.DependentRequired) > 0 {
+		o.RequiredBy = obj.DependentRequired
+	}
 }
 
 func scalarType(t string) string {

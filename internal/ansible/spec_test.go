@@ -44,7 +44,13 @@ func TestSpecFromBuildParamsSchema(t *testing.T) {
 		path string
 		want Option // Description and Options are not compared
 	}{
-		{"source", Option{Type: "dict", Required: true}},
+		{"source", Option{Type: "dict", Required: true,
+			MutuallyExclusive: [][]string{{"git_repo", "dockerfile", "tar", "local"}},
+			RequiredOneOf:     [][]string{{"git_repo", "dockerfile", "tar", "local"}},
+			RequiredBy:        map[string][]string{"build_context": {"dockerfile"}}}},
+		{"source.tar", Option{Type: "dict", MutuallyExclusive: [][]string{{"path", "url"}}, RequiredOneOf: [][]string{{"path", "url"}},
+			RequiredBy: map[string][]string{"username": {"url"}, "password": {"url"}}}},
+		{"target.registry", Option{Type: "dict", Required: true, RequiredBy: map[string][]string{"username": {"password"}, "password": {"username"}}}},
 		{"target", Option{Type: "dict", Required: true}},
 		{"builder", Option{Type: "dict"}},
 		{"source.git_repo", Option{Type: "dict"}},

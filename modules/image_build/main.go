@@ -1,8 +1,11 @@
 // Command image_build is the Ansible module that builds container images from build params and
 // pushes them: the options are the build params (the JSON accepted by `imagebuilder build`),
 // the result is the same facts, plus `changed` overall. Check mode is `imagebuilder build
-// --dry-run`. Its documentation is image_build.yml, installed beside the binary.
+// --dry-run`. Its documentation is generated from the schema and docs.yml (the prose) into the
+// collection's plugins/modules/image_build.py and, for a library directory, a sidecar file.
 package main
+
+//go:generate go run ../../internal/ansible/gendoc -name image_build -schema ../../schema/build-params.schema.json -prose docs.yml -python ../../collection/plugins/modules/image_build.py
 
 import (
 	"context"
