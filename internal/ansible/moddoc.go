@@ -210,13 +210,13 @@ func writeSpec(b *strings.Builder, spec Spec, indent int) {
 	for _, name := range spec.Names() {
 		o := spec[name]
 		fmt.Fprintf(b, "%s%s: ", pad, pyString(name))
-		writeOption(b, o, indent+1)
+		writeOption(b, name, o, indent+1)
 		b.WriteString(",\n")
 	}
 	b.WriteString(strings.Repeat("    ", indent) + "}")
 }
 
-func writeOption(b *strings.Builder, o *Option, indent int) {
+func writeOption(b *strings.Builder, name string, o *Option, indent int) {
 	pad := strings.Repeat("    ", indent+1)
 	b.WriteString("{\n")
 	line := func(k, v string) { fmt.Fprintf(b, "%s%s: %s,\n", pad, pyString(k), v) }
@@ -233,8 +233,11 @@ func writeOption(b *strings.Builder, o *Option, indent int) {
 	if len(o.Choices) > 0 {
 		line("choices", pyValue(o.Choices))
 	}
-	if o.NoLog {
+	switch {
+	case o.NoLog:
 		line("no_log", "True")
+	case mayLookSecret(o.Type, name):
+		line("no_log", "False") // named like a secret, but not one (a key file path): say so
 	}
 	if len(o.MutuallyExclusive) > 0 {
 		line("mutually_exclusive", pyValue(o.MutuallyExclusive))
@@ -316,4 +319,27 @@ func pyValue(v any) string {
 		return "{" + strings.Join(parts, ", ") + "}"
 	}
 	return fmt.Sprint(v) // numbers
+}
+
+// mayLookSecret reports whether ansible-test's validate-modules would take an option for a secret
+// by its name (pass, but not passive; secret; token; key) and type.
+func mayLookSecret(typ, name string) bool {
+	if typ == "bool" || typ == "path" {
+		return false
+	}
+	n := strings.ToLower(name)
+	if strings.Contains(n, "secret") || strings.Contains(n, "token") || strings.Contains(n, "key") {
+		return true
+	}
+	for i := strings.Index(n, "pass"); i >= 0; {
+		if !strings.HasPrefix(n[i:], "passive") {
+			return true
+		}
+		j := strings.Index(n[i+1:], "pass")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }

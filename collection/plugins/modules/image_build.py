@@ -583,7 +583,7 @@ failure:
 validation_errors:
   description:
   - Every problem with the options, each located by the JSON pointer of the bad value.
-    A run with invalid options returns only this and RV(msg).
+    A run with invalid options returns only this and C(msg).
   returned: when the options are invalid
   type: list
   elements: dict
@@ -626,6 +626,7 @@ ARGUMENT_SPEC = {
                     },
                     "key": {
                         "type": "str",
+                        "no_log": False,
                     },
                     "server_name": {
                         "type": "str",
