@@ -267,6 +267,7 @@ class ActionModule(ActionBase):
             shlex.quote(link), shlex.quote(args_path))
         res = self._low_level_execute_command(script.rstrip('\n'), sudoable=True)
         data = self._parse_returned_data(res, *_PROFILE)
+        data.pop('_ansible_suppress_tmpdir_delete', None)  # async_wrapper removes the directory itself
         _remove_internal_keys(data)
         self._connection._shell.tmpdir = None  # async_wrapper owns it now
         data['changed'] = True
