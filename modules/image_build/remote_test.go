@@ -41,7 +41,7 @@ func TestRemoteCache(t *testing.T) {
 	label := "canary-" + testenv.UniqueTag("label")
 	remoteTmp := filepath.Join(dir, "remote-tmp")
 
-	play := func(t *testing.T, cache string, extra ...string) (playRun, map[string]any) {
+	play := func(t *testing.T, cache string, extraEnv []string, extra ...string) (playRun, map[string]any) {
 		t.Helper()
 		d := t.TempDir()
 		resultFile := filepath.Join(d, "result.json")
@@ -60,7 +60,7 @@ func TestRemoteCache(t *testing.T) {
 		if err := os.WriteFile(varsFile, vars, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := runAnsible(t, ansibleEnv(t, "ANSIBLE_REMOTE_TEMP="+remoteTmp), "ansible-playbook",
+		r := runAnsible(t, ansibleEnv(t, append([]string{"ANSIBLE_REMOTE_TEMP=" + remoteTmp}, extraEnv...)...), "ansible-playbook",
 			append([]string{"-i", inventory, "tests/fqcn.yml", "-e", "@" + varsFile, "--check", "-vvv"}, extra...)...)
 		var res map[string]any
 		if data, err := os.ReadFile(resultFile); err == nil {
@@ -85,7 +85,7 @@ func TestRemoteCache(t *testing.T) {
 	cached := filepath.Join(cache, want, "image_build")
 	var first os.FileInfo
 	t.Run("first run copies the binary", func(t *testing.T) {
-		r, _ := play(t, cache)
+		r, _ := play(t, cache, nil)
 		if strings.Count(r.out, copying) != 1 {
 			t.Errorf("the binary was not copied exactly once:\n%s", r.out)
 		}
@@ -105,7 +105,7 @@ func TestRemoteCache(t *testing.T) {
 	})
 
 	t.Run("second run uses the cache", func(t *testing.T) {
-		r, _ := play(t, cache)
+		r, _ := play(t, cache, nil)
 		if strings.Contains(r.out, copying) || !strings.Contains(r.out, "ran the cached copy "+cached) {
 			t.Errorf("the second run copied the binary again or did not run the cached copy:\n%s", r.out)
 		}
@@ -114,8 +114,19 @@ func TestRemoteCache(t *testing.T) {
 		}
 	})
 
+	t.Run("become", func(t *testing.T) {
+		// The machine check, the cache and the module run through the become method, the
+		// options on its standard input.
+		// (root to root: ansible-core skips become between the same users unless told not to.)
+		r, _ := play(t, cache, []string{"ANSIBLE_BECOME_ALLOW_SAME_USER=1"},
+			"-e", "ansible_become=true", "-e", "ansible_become_method=sudo", "-e", "ansible_become_user=root")
+		if !strings.Contains(r.out, "sudo -H -S -n") || !strings.Contains(r.out, "ran the cached copy "+cached) || strings.Contains(r.out, copying) {
+			t.Errorf("become: the cached binary did not run through sudo:\n%s", r.out)
+		}
+	})
+
 	t.Run("async runs the cached copy", func(t *testing.T) {
-		r, res := play(t, cache, "-e", "async_seconds=120")
+		r, res := play(t, cache, nil, "-e", "async_seconds=120")
 		if fin := fmt.Sprint(res["finished"]); strings.Contains(r.out, copying) || (fin != "true" && fin != "1") ||
 			res["changed"] != true || res["warnings"] != nil && len(res["warnings"].([]any)) != 0 {
 			t.Errorf("async: result %v\n%s", res, r.out)
@@ -146,7 +157,7 @@ func TestRemoteCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		r, _ := play(t, cache)
+		r, _ := play(t, cache, nil)
 		if strings.Count(r.out, copying) != 1 {
 			t.Errorf("the corrupted binary was not replaced:\n%s", r.out)
 		}
@@ -161,7 +172,7 @@ func TestRemoteCache(t *testing.T) {
 			for i := range 2 {
 				t.Run(fmt.Sprint(i), func(t *testing.T) {
 					t.Parallel()
-					play(t, race)
+					play(t, race, nil)
 				})
 			}
 		})
