@@ -7,7 +7,7 @@ FUZZTIME ?= 15s
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract ./internal/registry:FuzzRegistryHost ./internal/builder:FuzzParseEndpoint ./internal/ansible:FuzzParseArgs
 
-.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean ansible-gates
+.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check ansible-gates
 
 all: build
 
@@ -22,6 +22,7 @@ test: lint testenv
 	eval "$$(scripts/testenv.sh env)" && IMAGEBUILDER_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 40m ./...
 	scripts/ansible-gates.sh
 	$(MAKE) fuzz
+	$(MAKE) dist dist-check
 
 ## unit: the tests that need no services (integration tests skip)
 unit:
@@ -56,6 +57,15 @@ demo:
 
 testenv-down:
 	scripts/testenv.sh down
+
+## dist: release archives in dist/: imagebuilder for linux/amd64 and linux/arm64
+## (imagebuilder_VERSION_linux_ARCH.tar.gz), the collection, the CSAR, and SHA256SUMS
+dist:
+	VERSION=$(VERSION) GO=$(GO) MAKE="$(MAKE)" scripts/dist.sh dist
+
+## dist-check: checks make dist's output (archives, checksums, versions, architectures)
+dist-check:
+	VERSION=$(VERSION) scripts/check-dist.sh dist
 
 clean:
 	rm -rf bin dist playbooks/library tosca/library

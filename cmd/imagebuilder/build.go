@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strings"
 
+	"github.com/moby/sys/atomicwriter"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
@@ -17,33 +23,75 @@ import (
 func newBuildCmd() *cobra.Command {
 	var (
 		file, output, progressMode, endpoint string
+		dockerContext, metadataFile          string
 		dryRun                               bool
 	)
 	cmd := &cobra.Command{
-		Use:   "build [-f FILE|-] [--output json|yaml] [--progress MODE] [--builder ENDPOINT] [--dry-run]",
+		Use:   "build [-f FILE|-] [--output json|yaml] [--progress MODE] [--builder ENDPOINT|--context NAME] [--metadata-file FILE] [--dry-run]",
 		Short: "Build the images of a request, push them and print the facts",
 		Long: `Validate the build params, fetch the source, inject variant bases, build every image with
-BuildKit and push it, then print the result (refs, digests, platforms, what changed) on stdout.
-Progress goes to stderr.
+BuildKit and push it, then print the result (refs, digests, platforms, what changed, the builder)
+on stdout. Progress goes to stderr.
 
 Publishing is all-or-nothing: every image is built and pushed by digest first, and the tags move
 only when all of them succeeded. A tag that already points at the built digest does not move and
 the image reports changed: false.
 
---builder: "docker" (the daemon at DOCKER_HOST), or a BuildKit address (unix://, tcp://,
-docker-container://, kube-pod://). Default: the params' builder.endpoint, else the Docker daemon
-when one answers, else BUILDKIT_HOST.
+Build engine, first match wins:
+  1. --builder ENDPOINT, else the params' builder.endpoint:
+       ` + strings.Join(builder.EndpointForms, "\n       ") + `
+     ("docker" is the Docker daemon of DOCKER_HOST or the Docker context)
+  2. --context NAME: the Docker daemon of that Docker context
+  3. BUILDKIT_HOST (a BuildKit address), as buildctl reads it
+  4. the Docker daemon of DOCKER_HOST, else of the Docker context (DOCKER_CONTEXT, else the
+     current one of 'docker context use'), else the default socket
+The choice is checked before anything is fetched, printed in the progress, and reported in the
+result as builder: {kind, endpoint} (without user or password).
+
+--progress: auto (tty on a terminal, else plain), plain, tty, rawjson (BuildKit's JSON status
+lines; json is an alias) or quiet. Without the flag, BUILDKIT_PROGRESS decides, as for buildx.
+
+--metadata-file FILE also writes the result JSON to FILE (as buildx --metadata-file does),
+on failure too, with the failure.
 
 --dry-run checks everything that can be checked without side effects (source reachable, version
 exists, Dockerfile parses, injection applies, builder answers, registry accepts the credentials,
 where each tag points) and builds and pushes nothing.`,
 		Example: `  imagebuilder build -f params.yaml
   imagebuilder build -f params.json --builder unix:///run/buildkit/buildkitd.sock --progress plain
+  DOCKER_HOST=ssh://builder@build-host imagebuilder build -f params.yaml
+  imagebuilder build -f params.yaml --context remote --metadata-file result.json
   imagebuilder build -f params.yaml --dry-run --output yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Everything about how the command was called is checked before any work.
 			if output != "json" && output != "yaml" {
 				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
+			}
+			flagMode := ""
+			if cmd.Flags().Changed("progress") {
+				flagMode = progressMode
+			}
+			stderr := cmd.ErrOrStderr()
+			mode, err := progress.ResolveMode(flagMode, os.Getenv(progress.EnvMode), progress.IsTerminal(stderr))
+			if err != nil {
+				return usageError{err}
+			}
+			var bopts []builder.Option
+			if dockerContext != "" {
+				ep, err := builder.ParseEndpoint(endpoint)
+				if err == nil && (ep.Kind != builder.KindAuto && ep.Kind != builder.KindDocker || ep.Address != "") {
+					return usageError{fmt.Errorf("--context %s names a Docker daemon; it combines only with --builder docker, not %s", dockerContext, ep)}
+				}
+				bopts = append(bopts, builder.WithDockerContext(dockerContext))
+				if endpoint == "" {
+					endpoint = "docker" // a flag: it beats the params' builder.endpoint
+				}
+			}
+			if endpoint != "" {
+				if _, err := builder.Select(endpoint, bopts...); err != nil {
+					return usageError{fmt.Errorf("--builder: %w%s", err, contextHint(endpoint))}
+				}
 			}
 			data, err := readInput(cmd, file)
 			if err != nil {
@@ -53,29 +101,51 @@ where each tag points) and builds and pushes nothing.`,
 			if err != nil {
 				return fmt.Errorf("%s is invalid:\n%w", inputName(file), err)
 			}
-			red := redact.New(p.Secrets()...)
-			stderr := cmd.ErrOrStderr()
+			if endpoint == "" {
+				// The params' endpoint, else the environment: refused before the source is fetched.
+				var pe string
+				if p.Builder != nil {
+					pe = p.Builder.Endpoint
+				}
+				if _, err := builder.Select(pe, bopts...); err != nil {
+					if pe != "" {
+						return exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n/builder/endpoint: %w%s", inputName(file), err, contextHint(pe))}
+					}
+					return usageError{err}
+				}
+			}
+			// One redactor for the run and for what this command prints: the run masks its
+			// progress events, logs and errors with it and adds what it learns (credentials
+			// from the Docker config, registry tokens). A terminal display needs the terminal
+			// itself; the events it shows are masked by the run.
+			red := redact.New()
+			p.AddSecrets(red)
 			var progressOut io.Writer = stderr
-			if progressMode == progress.TTY || progressMode == progress.Auto && progress.IsTerminal(stderr) {
-				progressMode = progress.TTY // a terminal display needs the terminal itself
-			} else {
+			if mode != progress.TTY {
 				rw := red.Writer(stderr)
 				defer rw.Close()
 				progressOut = rw
 			}
-			pr, err := progress.New(progressOut, progressMode)
+			pr, err := progress.New(progressOut, mode)
 			if err != nil {
 				return usageError{err}
 			}
 			res, runErr := pipeline.Run(cmd.Context(), *p, pipeline.Options{
-				Endpoint: endpoint,
-				DryRun:   dryRun,
-				Progress: pr.Status,
-				Log:      pr.Log,
+				Endpoint:       endpoint,
+				BuilderOptions: bopts,
+				DryRun:         dryRun,
+				Progress:       pr.Status,
+				Log:            pr.Log,
+				Redactor:       red,
 			})
 			pr.Close()
 			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {
 				return err
+			}
+			if metadataFile != "" {
+				if err := writeMetadata(metadataFile, red, res); err != nil {
+					return errors.Join(err, runErr)
+				}
 			}
 			if runErr != nil {
 				return exitCodeError{code: exitFailure, err: red.Error(runErr)}
@@ -86,25 +156,88 @@ where each tag points) and builds and pushes nothing.`,
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "-", "build params file (JSON or YAML), - for stdin")
 	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
-	f.StringVar(&progressMode, "progress", progress.Auto, "progress on stderr: auto, plain, tty, json or quiet")
-	f.StringVar(&endpoint, "builder", "", "build engine endpoint (overrides builder.endpoint)")
+	f.StringVar(&progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
+	f.StringVar(&endpoint, "builder", "", "build engine endpoint: docker, docker+unix://…, docker+tcp://…, docker+ssh://…, unix://…, tcp://…, ssh://…, docker-container://…, podman-container://…, kube-pod://… (overrides builder.endpoint)")
+	f.StringVar(&dockerContext, "context", "", "build on the Docker daemon of this Docker context (see docker context ls)")
+	f.StringVar(&metadataFile, "metadata-file", "", "also write the result JSON to this file (on failure too)")
 	f.BoolVar(&dryRun, "dry-run", false, "check everything, build and push nothing")
+	completeValues(cmd, "output", "json", "yaml")
+	completeValues(cmd, "progress", progress.Modes...)
+	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return endpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		names, err := builder.DockerContexts(nil)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
-// printResult writes the result, masked, in the chosen format.
-func printResult(w io.Writer, format string, red *redact.Redactor, res any) error {
+// endpointPrefixes are the endpoint forms cut after their scheme, for completion: docker,
+// docker+unix://, unix://, ...
+func endpointPrefixes() []string {
+	var out []string
+	for _, f := range builder.EndpointForms {
+		if scheme, _, ok := strings.Cut(f, "://"); ok {
+			f = scheme + "://"
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// contextHint adds a hint when a --builder or builder.endpoint value is the name of a Docker
+// context.
+func contextHint(value string) string {
+	names, err := builder.DockerContexts(nil)
+	if err == nil && value != "default" && slices.Contains(names, value) {
+		return fmt.Sprintf("\n(docker context %q exists: use --context %s)", value, value)
+	}
+	return ""
+}
+
+// completeValues completes a flag with fixed values.
+func completeValues(cmd *cobra.Command, flag string, values ...string) {
+	_ = cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// encodeResult renders the result, masked, as indented JSON or YAML.
+func encodeResult(format string, red *redact.Redactor, res any) ([]byte, error) {
 	data, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding the result: %w", err)
+		return nil, fmt.Errorf("encoding the result: %w", err)
 	}
 	if format == "yaml" {
 		if data, err = yaml.JSONToYAML(data); err != nil {
-			return fmt.Errorf("encoding the result: %w", err)
+			return nil, fmt.Errorf("encoding the result: %w", err)
 		}
 	} else {
 		data = append(data, '\n')
 	}
-	_, err = io.WriteString(w, red.String(string(data)))
+	return []byte(red.String(string(data))), nil
+}
+
+// printResult writes the result, masked, in the chosen format.
+func printResult(w io.Writer, format string, red *redact.Redactor, res any) error {
+	data, err := encodeResult(format, red, res)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
 	return err
+}
+
+// writeMetadata writes the result JSON, masked, to file; readers never see half a file.
+func writeMetadata(file string, red *redact.Redactor, res any) error {
+	data, err := encodeResult("json", red, res)
+	if err != nil {
+		return err
+	}
+	if err := atomicwriter.WriteFile(file, data, 0o644); err != nil {
+		return fmt.Errorf("writing the metadata file: %w", err)
+	}
+	return nil
 }

@@ -89,5 +89,6 @@ target).`,
 	f.StringVar(&to, "to", "", "output format: json or yaml (default: the other one)")
 	f.StringVarP(&out, "out", "o", "", "output directory (default: stdout for a single document)")
 	f.BoolVar(&defaults, "defaults", false, "fill in the documented defaults")
+	completeValues(cmd, "to", "json", "yaml")
 	return cmd
 }

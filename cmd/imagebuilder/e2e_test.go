@@ -76,6 +76,20 @@ type ibRun struct {
 // ib runs the binary with params on stdin, in its own TMPDIR so leftover workspaces show.
 func ibBinary(t *testing.T, tmp string, params any, args ...string) ibRun {
 	t.Helper()
+	return ibBinaryWith(t, binOpts{tmp: tmp}, params, args...)
+}
+
+// binOpts change how ibBinaryWith runs the binary.
+type binOpts struct {
+	tmp string
+	// env overrides the environment: a key with an empty value is removed.
+	env map[string]string
+	// nullStderr leaves the command's stderr nil, so exec opens it on /dev/null (2>/dev/null).
+	nullStderr bool
+}
+
+func ibBinaryWith(t *testing.T, o binOpts, params any, args ...string) ibRun {
+	t.Helper()
 	data, err := json.Marshal(params)
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +97,24 @@ func ibBinary(t *testing.T, tmp string, params any, args ...string) ibRun {
 	cmd := exec.Command(binary(t), args...)
 	cmd.Stdin = bytes.NewReader(data)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	cmd.Stdout = &out
+	if !o.nullStderr {
+		cmd.Stderr = &errb
+	}
+	env := map[string]string{"TMPDIR": o.tmp}
+	for k, v := range o.env {
+		env[k] = v
+	}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !hasKey(env, k) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	err = cmd.Run()
 	r := ibRun{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError
@@ -99,6 +129,11 @@ func ibBinary(t *testing.T, tmp string, params any, args ...string) ibRun {
 		}
 	}
 	return r
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // noWorkspace fails when a workspace was left behind in tmp.

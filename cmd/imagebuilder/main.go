@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/progress"
 )
 
 // version is set at link time (-ldflags "-X main.version=..."); otherwise it comes from the
@@ -135,10 +136,15 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// readInput reads -f FILE, or the command's standard input for "-".
+// readInput reads -f FILE, or the command's standard input for "-". Without -f, a terminal on
+// standard input is a usage error rather than a silent wait (an explicit -f - reads it).
 func readInput(cmd *cobra.Command, name string) ([]byte, error) {
 	if name == "" || name == "-" {
-		data, err := io.ReadAll(cmd.InOrStdin())
+		in := cmd.InOrStdin()
+		if !cmd.Flags().Changed("file") && progress.IsTerminal(in) {
+			return nil, usageError{fmt.Errorf("no input: standard input is a terminal; give -f FILE or pipe the params in (%s -f params.yaml, or %s < params.yaml; -f - reads the terminal)", cmd.CommandPath(), cmd.CommandPath())}
+		}
+		data, err := io.ReadAll(in)
 		if err != nil {
 			return nil, fmt.Errorf("reading standard input: %w", err)
 		}

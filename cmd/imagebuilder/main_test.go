@@ -27,12 +27,15 @@ func ib(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 func TestValidateExitCodes(t *testing.T) {
 	valid, _ := filepath.Glob(filepath.Join(examples, "*.*"))
+	invalid, _ := filepath.Glob(filepath.Join(examples, "invalid", "*.*"))
+	if len(valid) < 10 || len(invalid) < 20 {
+		t.Fatalf("found %d valid and %d invalid examples in %s; the test would check nothing", len(valid), len(invalid), examples)
+	}
 	for _, f := range valid {
 		if code, _, stderr := ib(t, "", "validate", "-f", f); code != 0 {
 			t.Errorf("validate %s: exit %d: %s", f, code, stderr)
 		}
 	}
-	invalid, _ := filepath.Glob(filepath.Join(examples, "invalid", "*.*"))
 	for _, f := range invalid {
 		if strings.HasSuffix(f, "expected-errors.json") {
 			continue
@@ -91,6 +94,9 @@ func decodeAny(t *testing.T, data []byte) any {
 // YAML -> JSON -> YAML is byte-stable.
 func TestConvertRoundTrip(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(examples, "*.json"))
+	if len(files) < 5 {
+		t.Fatalf("found %d JSON examples in %s; the test would check nothing", len(files), examples)
+	}
 	for _, f := range files {
 		orig, _ := os.ReadFile(f)
 		code, y, stderr := ib(t, string(orig), "convert")

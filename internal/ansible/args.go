@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // internalPrefix marks the keys ansible-core adds to a module's arguments.
@@ -42,6 +44,10 @@ type Request struct {
 	// Log receives the module's log lines and progress, secrets masked; nil when no log is
 	// kept (see LogEnv), so a module can skip rendering it.
 	Log io.Writer
+	// Redactor masks the response and the log. It starts with the options' secrets (no_log
+	// options, credentials in URLs); a module passes it on to the work it runs, which adds what
+	// it learns, so the response masks that too.
+	Redactor *redact.Redactor
 }
 
 // ReadArgs reads the argument document of a module: the file named by the first command-line

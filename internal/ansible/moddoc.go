@@ -81,7 +81,11 @@ func optionsDoc(spec Spec) yaml.MapSlice {
 	var out yaml.MapSlice
 	for _, name := range spec.Names() {
 		o := spec[name]
-		d := yaml.MapSlice{{Key: "description", Value: o.Description}, {Key: "type", Value: o.Type}}
+		var desc any = o.Description
+		if o.ValueOptions != nil {
+			desc = []string{o.Description, valuesDoc(o)}
+		}
+		d := yaml.MapSlice{{Key: "description", Value: desc}, {Key: "type", Value: o.Type}}
 		add := func(k string, v any) { d = append(d, yaml.MapItem{Key: k, Value: v}) }
 		if o.Type == "list" {
 			add("elements", o.Elements)
@@ -101,6 +105,26 @@ func optionsDoc(spec Spec) yaml.MapSlice {
 		out = append(out, yaml.MapItem{Key: name, Value: d})
 	}
 	return out
+}
+
+// valuesDoc describes the values of a map whose values are objects (suboptions cannot: the keys
+// are free).
+func valuesDoc(o *Option) string {
+	spec := o.ValueOptions
+	parts := make([]string, 0, len(spec))
+	for _, name := range spec.Names() {
+		v := spec[name]
+		what := v.Type
+		if v.NoLog {
+			what += ", masked in everything returned"
+		}
+		parts = append(parts, fmt.Sprintf("C(%s) (%s): %s", name, what, strings.TrimSuffix(v.Description, ".")))
+	}
+	text := "Each value is a dictionary with the keys "
+	if len(o.ValueExactlyOne) == len(parts) {
+		text = "Each value is a dictionary with exactly one of the keys "
+	}
+	return text + strings.Join(parts, "; ") + "."
 }
 
 // Sidecar renders the documentation as a sidecar file (NAME.yml beside a binary module in a
@@ -234,8 +258,8 @@ func writeOption(b *strings.Builder, name string, o *Option, indent int) {
 		line("choices", pyValue(o.Choices))
 	}
 	switch {
-	case o.NoLog:
-		line("no_log", "True")
+	case o.NoLog || o.ValueOptions.anyNoLog():
+		line("no_log", "True") // a secret, or a map holding secrets
 	case mayLookSecret(o.Type, name):
 		line("no_log", "False") // named like a secret, but not one (a key file path): say so
 	}

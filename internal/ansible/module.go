@@ -76,6 +76,9 @@ func (m Module) serve(ctx context.Context, s Streams) (*Response, *redact.Redact
 		return Failf("%s: %v", m.Name, err), nil
 	}
 	red := redact.New(m.Spec.Secrets(req.Options)...)
+	// Options that are URLs show without their credentials (user information, query values).
+	redact.Strings(req.Options, func(_, s string) { red.AddURL(s) })
+	req.Redactor = red
 	warnings := m.Spec.Normalize(req.Options)
 	if s.Log != nil {
 		rw := red.Writer(s.Log)

@@ -22,7 +22,13 @@ type Option struct {
 	Description string // the schema's description
 	Options     Spec   // suboptions of a dict, or of the dicts in a list
 	Values      string // for dicts without suboptions (maps): the type of the values, "" when any
-	Choices     []any  // the schema's enum (of the value, or of a list's elements), nil when any value goes
+	// ValueOptions are the options of each value of a map whose values are objects (free keys,
+	// fixed value shape: build secrets by id). An argument spec cannot say this; the module's
+	// masking and conversions follow it.
+	ValueOptions Spec
+	// ValueExactlyOne names the value options of which each value must set exactly one.
+	ValueExactlyOne []string
+	Choices         []any // the schema's enum (of the value, or of a list's elements), nil when any value goes
 
 	// Rules between suboptions, from the object schema's oneOf (each branch only requiring one
 	// property: exactly one of them) and dependentRequired.
@@ -49,10 +55,14 @@ func SpecFromSchema(schemaJSON []byte) (Spec, error) {
 		parent := root
 		if p.Parent != nil {
 			po := options[p.Parent]
-			if po.Options == nil {
-				po.Options = Spec{}
+			sub := &po.Options
+			if p.Parent.Kind == schemawalk.Map {
+				sub = &po.ValueOptions
 			}
-			parent = po.Options
+			if *sub == nil {
+				*sub = Spec{}
+			}
+			parent = *sub
 		}
 		parent[p.Name] = o
 		return true
@@ -75,6 +85,11 @@ func optionOf(p *schemawalk.Property) *Option {
 		o.Type = "dict"
 		if p.Elem != nil {
 			o.Values = scalarType(p.Elem.Type)
+			var values Option
+			values.rules(p.Elem)
+			if len(values.RequiredOneOf) > 0 {
+				o.ValueExactlyOne = values.RequiredOneOf[0]
+			}
 		}
 	case schemawalk.List:
 		o.Type, o.Elements = "list", "raw"
@@ -90,6 +105,16 @@ func optionOf(p *schemawalk.Property) *Option {
 		o.Type = scalarType(s.Type)
 	}
 	return o
+}
+
+// anyNoLog reports whether an option of s, at any depth, is no_log.
+func (s Spec) anyNoLog() bool {
+	for _, o := range s {
+		if o.NoLog || o.Options.anyNoLog() || o.ValueOptions.anyNoLog() {
+			return true
+		}
+	}
+	return false
 }
 
 // Names lists the options' names, sorted.
@@ -119,6 +144,16 @@ func (s Spec) secrets(options map[string]any, out *[]string) {
 		}
 		if o.NoLog {
 			collectScalars(v, out)
+			continue
+		}
+		if o.ValueOptions != nil {
+			if m, ok := v.(map[string]any); ok {
+				for _, e := range m {
+					if em, ok := e.(map[string]any); ok {
+						o.ValueOptions.secrets(em, out)
+					}
+				}
+			}
 			continue
 		}
 		if o.Options == nil {
@@ -192,9 +227,16 @@ func (s Spec) normalize(options map[string]any, path string, warnings *[]string)
 			if !ok {
 				continue
 			}
-			if o.Options != nil {
+			switch {
+			case o.Options != nil:
 				o.Options.normalize(m, p+".", warnings)
-			} else if o.Values == "str" {
+			case o.ValueOptions != nil:
+				for _, k := range sortedKeys(m) {
+					if em, ok := m[k].(map[string]any); ok {
+						o.ValueOptions.normalize(em, p+"."+k+".", warnings)
+					}
+				}
+			case o.Values == "str":
 				for _, k := range sortedKeys(m) {
 					if m[k] == nil {
 						delete(m, k)

@@ -37,7 +37,7 @@ func lookupOption(spec Spec, path string) *Option {
 
 func TestSpecFromBuildParamsSchema(t *testing.T) {
 	spec := buildParamsSpec(t)
-	if got := strings.Join(spec.Names(), ","); got != "builder,source,target" {
+	if got := strings.Join(spec.Names(), ","); got != "builder,secrets,source,ssh,target" {
 		t.Fatalf("top-level options: %s", got)
 	}
 	for _, tt := range []struct {
@@ -110,13 +110,15 @@ func TestSecrets(t *testing.T) {
 		           "dockerfile": {"url": "u", "password": "df-pw"},
 		           "build_context": {"url": "u", "password": "bc-pw"},
 		           "tar": {"url": "u", "password": 12345}},
-		"target": {"images": [{"image": "a", "tag": "t", "labels": {"password": "label-is-not-secret"}}],
+		"target": {"images": [{"image": "a", "tag": "t", "labels": {"password": "label-is-not-secret"},
+		                       "secrets": {"img": {"value": "img-secret"}, "e": {"env": "NOT_SECRET_NAME"}}}],
 		           "registry": {"url": "r", "username": "u", "password": "reg-pw"}},
+		"secrets": {"tok": {"value": "req-secret"}, "f": {"file": "/not/secret"}},
 		"password": "unknown-top-level-key-is-not-secret"
 	}`)
 	got := spec.Secrets(opts)
 	slices.Sort(got)
-	want := []string{"12345", "bc-pw", "df-pw", "git-pw", "reg-pw"}
+	want := []string{"12345", "bc-pw", "df-pw", "git-pw", "img-secret", "reg-pw", "req-secret"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("secrets = %v, want %v", got, want)
 	}

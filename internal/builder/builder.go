@@ -15,7 +15,7 @@
 // Either way a build never creates or moves a tag: the caller moves tags once every image of
 // a request is built.
 //
-// [Request], [Result] and [Info] are plain data so that a builder can later live in another
+// [Request], [Built] and [Info] are plain data so that a builder can later live in another
 // process (a plugin); the two function fields of Request are callbacks such a transport
 // serves over its back channel.
 package builder
@@ -31,6 +31,7 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/client"
 )
 
@@ -55,23 +56,52 @@ type Request struct {
 	// Repository is where the image is pushed, e.g. "registry.example.com/team/app", without a
 	// tag or digest. The image is pushed by digest only: no tag is created or moved.
 	Repository string `json:"repository"`
-	// Insecure allows plain HTTP (and unverified TLS) for Repository's registry. Loopback
-	// registries are always reached over plain HTTP.
+	// Insecure marks Repository's registry insecure for the buildkit driver's exporter: plain
+	// HTTP allowed and TLS not verified. Loopback registries get plain HTTP without it (BuildKit
+	// and the registry package decide that alike); TLS is verified unless Insecure.
 	Insecure bool `json:"insecure,omitempty"`
+	// SSH lists the ssh agent sockets or keys forwarded to the build, by id.
+	SSH []SSHForward `json:"ssh,omitempty"`
 
 	// Credentials answers for a registry host (e.g. "registry.example.com:5000"; Docker Hub is
-	// asked as "index.docker.io"), both for pulls of base images and for the push. It returns
-	// ok=false for hosts it does not know, which then fall back to the Docker config and its
-	// credential helpers; nil means the Docker config for every host. An empty username with a
-	// secret is an identity (refresh) token. It may be called from several goroutines.
-	Credentials func(host string) (username, secret string, ok bool) `json:"-"`
+	// asked as "index.docker.io") with the credentials BuildKit uses to pull base images and, on
+	// a buildkit endpoint, to push. Both empty means anonymous; an empty username with a secret
+	// is an identity (refresh) token. An error (a credential helper that fails, say) fails the
+	// pull or push that asked. nil means anonymous for every host: the builder never reads the
+	// Docker config itself. It may be called from several goroutines.
+	Credentials func(host string) (username, secret string, err error) `json:"-"`
+	// Publisher uploads what the docker driver exports from the daemon: every platform's image
+	// by digest, and the index joining several. The docker driver needs one; the buildkit
+	// driver's exporter pushes by itself.
+	Publisher Publisher `json:"-"`
+	// Secrets are the build secrets by id, for RUN --mount=type=secret. They are handed to
+	// BuildKit over the session only, never stored or shown.
+	Secrets map[string][]byte `json:"-"`
 	// Progress receives BuildKit status events (and synthetic ones for pushes done outside
 	// BuildKit); it is called from one goroutine at a time and may be nil.
 	Progress func(*client.SolveStatus) `json:"-"`
 }
 
-// Result describes what a build put into the registry.
-type Result struct {
+// SSHForward is an ssh agent (or key files) forwarded to the build under an id, as docker
+// buildx build --ssh ID=PATH,... does; no paths means the agent at SSH_AUTH_SOCK.
+type SSHForward struct {
+	ID    string   `json:"id"`
+	Paths []string `json:"paths,omitempty"`
+}
+
+// Publisher is where the docker driver hands its images over: the one registry path every
+// push shares (internal/registry's Client implements it).
+type Publisher interface {
+	// PushImage pushes img to repository (REGISTRY/PATH, no tag) by digest, creating no tag,
+	// and returns its digest.
+	PushImage(ctx context.Context, repository string, img v1.Image) (string, error)
+	// AssembleIndex pushes, by digest, an index of manifests already in repository (given by
+	// digest, one per platform) and returns its digest.
+	AssembleIndex(ctx context.Context, repository string, manifests []string) (string, error)
+}
+
+// Built describes what a build put into the registry.
+type Built struct {
 	// Digest is what the registry serves at Repository@Digest: the manifest digest for one
 	// platform, the index digest for several.
 	Digest string `json:"digest"`
@@ -110,10 +140,12 @@ type Info struct {
 
 // Builder runs image builds on one endpoint. It is safe for concurrent use.
 type Builder interface {
-	// Info describes the endpoint.
+	// Selection names the endpoint and why it was chosen, without a round trip.
+	Selection() Selection
+	// Info describes the endpoint (asking it).
 	Info(ctx context.Context) (Info, error)
 	// Build builds req and pushes the result to req.Repository by digest.
-	Build(ctx context.Context, req Request) (*Result, error)
+	Build(ctx context.Context, req Request) (*Built, error)
 	// Close releases the connection to the endpoint.
 	Close() error
 }
@@ -189,10 +221,11 @@ func (e Error) at(step Step, err error) *Error {
 type Option func(*options) error
 
 type options struct {
-	tls         *TLSConfig
-	hostNetwork *bool
-	tempDir     string
-	getenv      func(string) string
+	tls           *TLSConfig
+	hostNetwork   *bool
+	tempDir       string
+	getenv        func(string) string
+	dockerContext string
 }
 
 // TLSConfig holds the TLS files for a tcp:// endpoint (buildkitd or Docker daemon).
@@ -246,8 +279,9 @@ func WithTempDir(dir string) Option {
 	}
 }
 
-// WithGetenv replaces os.Getenv for reading DOCKER_HOST and BUILDKIT_HOST during endpoint
-// auto-detection.
+// WithGetenv replaces os.Getenv for reading the environment that chooses the endpoint:
+// BUILDKIT_HOST, DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, DOCKER_CERT_PATH and
+// DOCKER_TLS_VERIFY.
 func WithGetenv(getenv func(string) string) Option {
 	return func(o *options) error {
 		if getenv == nil {
@@ -258,57 +292,72 @@ func WithGetenv(getenv func(string) string) Option {
 	}
 }
 
-// New connects to endpoint (see [ParseEndpoint]). The auto endpoint ("") pings the Docker
-// daemon at DOCKER_HOST (or the default socket) and uses it when it answers, else the
-// buildkitd at BUILDKIT_HOST.
+// WithDockerContext uses the Docker daemon of the named Docker context (docker's --context),
+// from the context store of DOCKER_CONFIG or ~/.docker; "default" is DOCKER_HOST or the default
+// socket. It makes the auto endpoint a Docker daemon, and conflicts with an explicit address.
+func WithDockerContext(name string) Option {
+	return func(o *options) error {
+		if name == "" {
+			return errors.New("empty Docker context name")
+		}
+		if o.dockerContext != "" {
+			return errors.New("Docker context configured twice")
+		}
+		o.dockerContext = name
+		return nil
+	}
+}
+
+// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint. An
+// explicit address wins; otherwise (endpoint "" or "docker") the environment decides, as
+// [Select] describes. [Builder.Selection] tells which endpoint was taken, and why.
 func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
+	sel, o, err := choose(endpoint, opts)
+	if err != nil {
+		return nil, err
+	}
+	switch sel.Kind {
+	case KindDocker:
+		return newDocker(ctx, sel, o)
+	default:
+		return newBuildKit(ctx, sel, o)
+	}
+}
+
+// Select decides which endpoint New would open, without opening it or contacting anything, so
+// that a front end can refuse a bad choice before any work. The order:
+//
+//  1. an explicit address (the caller's: --builder, else the params' builder.endpoint);
+//  2. a Docker context named by WithDockerContext (--context): that Docker daemon;
+//  3. BUILDKIT_HOST, which means BuildKit (unless the endpoint is "docker");
+//  4. the Docker daemon of DOCKER_HOST, else of the Docker context (DOCKER_CONTEXT, else the
+//     current context of the Docker config), else the default socket.
+func Select(endpoint string, opts ...Option) (Selection, error) {
+	sel, _, err := choose(endpoint, opts)
+	return sel.Selection, err
+}
+
+func choose(endpoint string, opts []Option) (selected, options, error) {
 	o := options{getenv: os.Getenv}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
-			return nil, fmt.Errorf("configuring builder: %w", err)
+			return selected{}, o, fmt.Errorf("configuring builder: %w", err)
 		}
 	}
 	ep, err := ParseEndpoint(endpoint)
 	if err != nil {
-		return nil, err
+		return selected{}, o, err
 	}
-	if ep.Kind == KindAuto {
-		ep, err = detect(ctx, o)
-		if err != nil {
-			return nil, err
-		}
+	sel, err := selectEndpoint(ep, o)
+	if err != nil {
+		return selected{}, o, fmt.Errorf("choosing the build endpoint: %w", err)
 	}
 	if o.tls != nil {
-		if scheme, _, _ := strings.Cut(ep.Address, "://"); scheme != "tcp" {
-			return nil, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", ep)
+		if scheme, _, _ := strings.Cut(sel.ep.Address, "://"); scheme != "tcp" {
+			return selected{}, o, fmt.Errorf("configuring builder %s: TLS needs a tcp:// endpoint", sel.ep)
 		}
 	}
-	switch ep.Kind {
-	case KindDocker:
-		return newDocker(ctx, ep, o)
-	default:
-		return newBuildKit(ctx, ep, o)
-	}
-}
-
-// detect picks the Docker daemon when it answers, else BUILDKIT_HOST.
-func detect(ctx context.Context, o options) (Endpoint, error) {
-	dockerEP := Endpoint{Kind: KindDocker}
-	pingErr := pingDocker(ctx, dockerEP, o)
-	if pingErr == nil {
-		return dockerEP, nil
-	}
-	if bk := o.getenv("BUILDKIT_HOST"); bk != "" {
-		ep, err := ParseEndpoint(bk)
-		if err != nil {
-			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST: %w", err)
-		}
-		if ep.Kind != KindBuildKit {
-			return Endpoint{}, fmt.Errorf("BUILDKIT_HOST %q is not a BuildKit address", ep)
-		}
-		return ep, nil
-	}
-	return Endpoint{}, fmt.Errorf("finding a builder: no Docker daemon answers at %s (%v) and BUILDKIT_HOST is not set", redactAddress(dockerHost(dockerEP, o)), pingErr)
+	return sel, o, nil
 }
 
 // normalizedRequest is a validated request with its derived values.
@@ -404,5 +453,8 @@ func normalizePlatforms(in []string) ([]string, error) {
 // baseBuilder holds what both drivers share.
 type baseBuilder struct {
 	endpoint Endpoint
+	sel      Selection
 	opts     options
 }
+
+func (b *baseBuilder) Selection() Selection { return b.sel }

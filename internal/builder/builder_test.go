@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http/httptest"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,11 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session/auth"
@@ -43,7 +40,12 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "kube-pod://buildkitd-0?namespace=ci", want: Endpoint{Kind: KindBuildKit, Address: "kube-pod://buildkitd-0?namespace=ci"}, str: "kube-pod://buildkitd-0?namespace=ci"},
 		{in: "podman-container://buildkitd", want: Endpoint{Kind: KindBuildKit, Address: "podman-container://buildkitd"}, str: "podman-container://buildkitd"},
 		{in: "ssh://me@host", want: Endpoint{Kind: KindBuildKit, Address: "ssh://me@host"}, str: "ssh://host"},
-		{in: "docker+ssh://host", wantErr: "unsupported Docker daemon scheme"},
+		{in: "docker+ssh://me@host:2222", want: Endpoint{Kind: KindDocker, Address: "ssh://me@host:2222"}, str: "docker+ssh://host:2222"},
+		{in: "docker+ssh://me:sekrit@host:2222", wantErr: "plain-text password is not supported"},
+		{in: "docker+ssh://", wantErr: "missing host"},
+		{in: "docker+http://host", wantErr: "unsupported Docker daemon scheme"},
+		{in: "nonsense", wantErr: `parsing endpoint "nonsense": missing scheme; want one of: docker, docker+unix://PATH`},
+		{in: "mybuilder", wantErr: "a buildx builder is given by its BuildKit address, a Docker context by --context NAME"},
 		{in: "docker+", wantErr: "missing scheme"},
 		{in: "docker+unix://", wantErr: "missing socket path"},
 		{in: "http://buildkitd:1234", wantErr: `unsupported scheme "http"`},
@@ -51,6 +53,7 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "/run/buildkit/buildkitd.sock", wantErr: "missing scheme"},
 		{in: "tcp://", wantErr: "missing host"},
 		{in: "tcp://u:sekrit@%zz", wantErr: "not a URL"},
+		{in: "ssh://u:sekrit@host", wantErr: "plain-text password is not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -78,12 +81,21 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h"} {
+	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h", "docker+ssh://u:p@h:22", "nonsense"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		ep, err := ParseEndpoint(s)
 		if err != nil {
+			// Every refusal names the accepted forms and never repeats a password.
+			if !strings.Contains(err.Error(), "want one of: docker,") {
+				t.Fatalf("error for %q does not name the accepted forms: %v", s, err)
+			}
+			if u, perr := url.Parse(s); perr == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+					t.Fatalf("error for %q repeats the password: %v", s, err)
+				}
+			}
 			return
 		}
 		str := ep.String()
@@ -97,10 +109,14 @@ func FuzzParseEndpoint(f *testing.F) {
 				t.Fatalf("kind changed: %q -> %q", ep.Kind, again.Kind)
 			}
 		}
-		if u, err := url.Parse(s); err == nil && u.User != nil {
+		if u, err := url.Parse(strings.TrimPrefix(strings.TrimSpace(s), dockerPrefix)); err == nil && u.User != nil {
 			if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(str, ":"+pw+"@") {
 				t.Fatalf("String() %q keeps the password of %q", str, s)
 			}
+		}
+		// The display form is what results print: no userinfo at all.
+		if u, err := url.Parse(strings.TrimPrefix(str, dockerPrefix)); err == nil && u.User != nil {
+			t.Fatalf("String() %q of %q keeps userinfo", str, s)
 		}
 	})
 }
@@ -197,7 +213,7 @@ func TestSolveOptEntitlements(t *testing.T) {
 	}
 	nr := &normalizedRequest{Request: Request{ContextDir: dir, Dockerfile: df}}
 	for _, host := range []bool{false, true} {
-		opt, err := solveOpt(nr, nil, host, nil, newCredentials(nil))
+		opt, err := solveOpt(nr, nil, host, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,8 +224,24 @@ func TestSolveOptEntitlements(t *testing.T) {
 			t.Errorf("solve options: %+v", opt)
 		}
 	}
-	if _, err := solveOpt(&normalizedRequest{Request: Request{ContextDir: filepath.Join(dir, "missing"), Dockerfile: df}}, nil, false, nil, newCredentials(nil)); err == nil {
+	if _, err := solveOpt(&normalizedRequest{Request: Request{ContextDir: filepath.Join(dir, "missing"), Dockerfile: df}}, nil, false, nil); err == nil {
 		t.Error("missing context accepted")
+	}
+	// Secrets and ssh forwards join the session; a forward of a missing socket is an error.
+	agent := filepath.Join(dir, "agent.sock") // any unix socket: BuildKit dials it per use
+	l, err := net.Listen("unix", agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	withSecrets := &normalizedRequest{Request: Request{ContextDir: dir, Dockerfile: df,
+		Secrets: map[string][]byte{"tok": []byte("v")}, SSH: []SSHForward{{ID: "default", Paths: []string{agent}}}}}
+	if opt, err := solveOpt(withSecrets, nil, false, nil); err != nil || len(opt.Session) != 3 {
+		t.Errorf("session with secrets and ssh: %d attachables, %v", len(opt.Session), err)
+	}
+	withSecrets.SSH[0].Paths = []string{filepath.Join(dir, "no-agent.sock")}
+	if _, err := solveOpt(withSecrets, nil, false, nil); err == nil || !strings.Contains(err.Error(), "forwarding ssh") {
+		t.Errorf("missing ssh socket: %v", err)
 	}
 }
 
@@ -219,8 +251,11 @@ func TestImageExportAttrs(t *testing.T) {
 		insecure bool
 		want     string // registry.insecure value, "" for absent
 	}{
-		{repo: "127.0.0.1:5000/team/app", want: "true"},
-		{repo: "localhost:5000/app", want: "true"},
+		// Loopback registries get plain HTTP from buildkitd itself; registry.insecure would also
+		// switch off TLS verification, which only insecure asks for.
+		{repo: "127.0.0.1:5000/team/app", want: ""},
+		{repo: "localhost:5000/app", want: ""},
+		{repo: "127.0.0.1:5000/team/app", insecure: true, want: "true"},
 		{repo: "registry.example.com/app", want: ""},
 		{repo: "registry.example.com/app", insecure: true, want: "true"},
 	}
@@ -363,88 +398,42 @@ func TestTail(t *testing.T) {
 	}
 }
 
-func TestIsLoopback(t *testing.T) {
-	for host, want := range map[string]bool{
-		"127.0.0.1:5000":       true,
-		"127.0.0.1":            true,
-		"localhost:5000":       true,
-		"LOCALHOST":            true,
-		"[::1]:5000":           true,
-		"::1":                  true,
-		"10.0.0.1:5000":        false,
-		"registry.example.com": false,
-		"example.com:443":      false,
-	} {
-		if got := isLoopback(host); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", host, got, want)
-		}
-	}
-}
-
-// fakeKeychain answers one host with fixed credentials.
-type fakeKeychain struct {
-	host string
-	cfg  authn.AuthConfig
-	err  error
-	seen []string
-}
-
-func (k *fakeKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	k.seen = append(k.seen, r.RegistryStr())
-	if k.err != nil {
-		return nil, k.err
-	}
-	if r.RegistryStr() == k.host {
-		return authn.FromConfig(k.cfg), nil
-	}
-	return authn.Anonymous, nil
-}
-
 func TestCredentials(t *testing.T) {
-	fn := func(host string) (string, string, bool) {
+	var asked []string
+	fn := func(host string) (string, string, error) {
+		asked = append(asked, host)
 		switch host {
 		case "own.example.com":
-			return "me", "pw", true
-		case "token.example.com":
-			return "", "refresh-token", true
+			return "me", "pw", nil
 		case name.DefaultRegistry:
-			return "hubuser", "hubpw", true
+			return "hubuser", "hubpw", nil
+		case "broken.example.com":
+			return "", "", errors.New(`credential helper "pass" failed`)
 		}
-		return "", "", false
+		return "", "", nil
 	}
-	fallback := &fakeKeychain{host: "config.example.com", cfg: authn.AuthConfig{Auth: "Y2ZnOmNmZ3B3"}} // cfg:cfgpw
-	c := &credentials{fn: fn, fallback: fallback}
-	tests := []struct {
-		host, user, secret string
-	}{
+	s := &authServer{creds: fn}
+	for _, tt := range []struct{ host, user, secret string }{
 		{"own.example.com", "me", "pw"},
-		{"token.example.com", "", "refresh-token"},
-		{"registry-1.docker.io", "hubuser", "hubpw"},
-		{"config.example.com", "cfg", "cfgpw"},
+		{"registry-1.docker.io", "hubuser", "hubpw"}, // BuildKit's name for Docker Hub
 		{"anon.example.com", "", ""},
-	}
-	for _, tt := range tests {
-		user, secret, err := c.lookup(context.Background(), tt.host)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.host, err)
-		}
-		if user != tt.user || secret != tt.secret {
-			t.Errorf("%s: got %q/%q, want %q/%q", tt.host, user, secret, tt.user, tt.secret)
+	} {
+		resp, err := s.Credentials(context.Background(), &auth.CredentialsRequest{Host: tt.host})
+		if err != nil || resp.Username != tt.user || resp.Secret != tt.secret {
+			t.Errorf("%s: %+v, %v", tt.host, resp, err)
 		}
 	}
-	if slices.Contains(fallback.seen, "own.example.com") {
-		t.Error("the fallback keychain was asked for a host the callback answered")
+	if !slices.Equal(asked, []string{"own.example.com", name.DefaultRegistry, "anon.example.com"}) {
+		t.Errorf("asked for %v", asked)
 	}
-
-	// The session server answers the same way and never puts secrets in errors.
-	s := &authServer{creds: c}
-	resp, err := s.Credentials(context.Background(), &auth.CredentialsRequest{Host: "own.example.com"})
-	if err != nil || resp.Username != "me" || resp.Secret != "pw" {
-		t.Errorf("Credentials = %+v, %v", resp, err)
+	_, err := s.Credentials(context.Background(), &auth.CredentialsRequest{Host: "broken.example.com"})
+	if err == nil || !strings.Contains(err.Error(), "broken.example.com") || !strings.Contains(err.Error(), `credential helper "pass"`) {
+		t.Errorf("a failing callback: %v", err)
 	}
-	broken := &authServer{creds: &credentials{fallback: &fakeKeychain{err: errors.New("helper crashed")}}}
-	if _, err := broken.Credentials(context.Background(), &auth.CredentialsRequest{Host: "x.example.com"}); err == nil || !strings.Contains(err.Error(), "x.example.com") {
-		t.Errorf("broken keychain error = %v", err)
+	// No callback: anonymous, and the builder reads no Docker config of its own.
+	resp, err := (&authServer{}).Credentials(context.Background(), &auth.CredentialsRequest{Host: "own.example.com"})
+	if err != nil || resp.Username != "" || resp.Secret != "" {
+		t.Errorf("nil callback: %+v, %v", resp, err)
 	}
 	// Unimplemented token methods make BuildKit fall back to Credentials.
 	if _, err := s.GetTokenAuthority(context.Background(), &auth.GetTokenAuthorityRequest{Host: "own.example.com"}); err == nil {
@@ -486,127 +475,31 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-func TestDetect(t *testing.T) {
-	dir := t.TempDir()
-	env := func(m map[string]string) Option {
-		return WithGetenv(func(k string) string { return m[k] })
-	}
-	noDocker := "unix://" + filepath.Join(dir, "docker.sock")
-
-	t.Run("falls back to BUILDKIT_HOST", func(t *testing.T) {
-		o := options{}
-		if err := env(map[string]string{"DOCKER_HOST": noDocker, "BUILDKIT_HOST": "tcp://bk:1234"})(&o); err != nil {
-			t.Fatal(err)
-		}
-		ep, err := detect(context.Background(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ep != (Endpoint{Kind: KindBuildKit, Address: "tcp://bk:1234"}) {
-			t.Errorf("detected %+v", ep)
-		}
-	})
-	t.Run("nothing answers", func(t *testing.T) {
-		o := options{}
-		if err := env(map[string]string{"DOCKER_HOST": noDocker})(&o); err != nil {
-			t.Fatal(err)
-		}
-		_, err := detect(context.Background(), o)
-		if err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST is not set") || !strings.Contains(err.Error(), noDocker) {
-			t.Errorf("error = %v", err)
-		}
-	})
-	t.Run("bad BUILDKIT_HOST", func(t *testing.T) {
-		o := options{}
-		if err := env(map[string]string{"DOCKER_HOST": noDocker, "BUILDKIT_HOST": "docker"})(&o); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := detect(context.Background(), o); err == nil {
-			t.Error("a docker endpoint in BUILDKIT_HOST was accepted")
-		}
-	})
-}
-
-func TestPushIndexAndOCI(t *testing.T) {
-	srv := httptest.NewServer(registry.New())
-	defer srv.Close()
-	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
+func TestToOCI(t *testing.T) {
+	src, err := random.Image(512, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := &credentials{}
-	var pushed []pushedImage
-	for _, p := range []string{"linux/amd64", "linux/arm64"} {
-		src, err := random.Image(512, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := toOCI(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON {
-			t.Errorf("media types %s / %s", m.MediaType, m.Config.MediaType)
-		}
-		for _, l := range m.Layers {
-			if l.MediaType != types.OCILayer {
-				t.Errorf("layer media type %s", l.MediaType)
-			}
-		}
-		srcCfg, _ := src.ConfigFile()
-		cfg, _ := img.ConfigFile()
-		if !slices.Equal(srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs) || len(cfg.History) != len(srcCfg.History) {
-			t.Errorf("diff IDs or history changed: %v -> %v", srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs)
-		}
-		desc, err := describe(img, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(repo.Digest(desc.Digest.String()), img); err != nil {
-			t.Fatal(err)
-		}
-		pushed = append(pushed, pushedImage{desc: desc})
-	}
-	dgst, err := pushIndex(context.Background(), repo, pushed, creds)
+	img, err := toOCI(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := repo.Digest(dgst.String())
-	desc, err := remote.Head(ref)
+	m, err := img.Manifest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.Digest != dgst || desc.MediaType != types.OCIImageIndex {
-		t.Errorf("registry serves %s %s, want %s index", desc.Digest, desc.MediaType, dgst)
+	if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON {
+		t.Errorf("media types %s / %s", m.MediaType, m.Config.MediaType)
 	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plats []string
-	for i, m := range im.Manifests {
-		plats = append(plats, m.Platform.OS+"/"+m.Platform.Architecture)
-		if m.Digest != pushed[i].desc.Digest || m.ArtifactType != "" {
-			t.Errorf("entry %d: %+v", i, m)
-		}
-		if _, err := idx.Image(m.Digest); err != nil {
-			t.Errorf("entry %d not served: %v", i, err)
+	for _, l := range m.Layers {
+		if l.MediaType != types.OCILayer {
+			t.Errorf("layer media type %s", l.MediaType)
 		}
 	}
-	if !slices.Equal(plats, []string{"linux/amd64", "linux/arm64"}) {
-		t.Errorf("platforms %v", plats)
-	}
-	tags, err := remote.List(repo)
-	if err == nil && len(tags) > 0 {
-		t.Errorf("tags %v created", tags)
+	srcCfg, _ := src.ConfigFile()
+	cfg, _ := img.ConfigFile()
+	if !slices.Equal(srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs) || len(cfg.History) != len(srcCfg.History) {
+		t.Errorf("diff IDs or history changed: %v -> %v", srcCfg.RootFS.DiffIDs, cfg.RootFS.DiffIDs)
 	}
 }
 

@@ -21,7 +21,8 @@ type buildkitBuilder struct {
 	c *client.Client
 }
 
-func newBuildKit(ctx context.Context, ep Endpoint, o options) (*buildkitBuilder, error) {
+func newBuildKit(ctx context.Context, sel selected, o options) (*buildkitBuilder, error) {
+	ep := sel.ep
 	var copts []client.ClientOpt
 	if t := o.tls; t != nil {
 		if t.CACert == "" {
@@ -37,7 +38,7 @@ func newBuildKit(ctx context.Context, ep Endpoint, o options) (*buildkitBuilder,
 	if err != nil {
 		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("connecting: %w", err)}
 	}
-	return &buildkitBuilder{baseBuilder: baseBuilder{endpoint: ep, opts: o}, c: c}, nil
+	return &buildkitBuilder{baseBuilder: baseBuilder{endpoint: ep, sel: sel.Selection, opts: o}, c: c}, nil
 }
 
 func (b *buildkitBuilder) Close() error { return b.c.Close() }
@@ -65,14 +66,13 @@ func (b *buildkitBuilder) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
-func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, error) {
+func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Built, error) {
 	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
 	}
-	creds := newCredentials(req.Credentials)
 	exports := []client.ExportEntry{{Type: client.ExporterImage, Attrs: imageExportAttrs(nr)}}
-	opt, err := solveOpt(nr, plats, b.hostNetwork(), exports, creds)
+	opt, err := solveOpt(nr, plats, b.hostNetwork(), exports)
 	if err != nil {
 		return nil, errInfo.at(StepValidate, err)
 	}
@@ -84,11 +84,13 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Result, erro
 	if dgst == "" {
 		return nil, errInfo.at(StepPush, errors.New("the image exporter returned no digest"))
 	}
-	return &Result{Digest: dgst, Platforms: plats, Endpoint: b.endpoint.String()}, nil
+	return &Built{Digest: dgst, Platforms: plats, Endpoint: b.endpoint.String()}, nil
 }
 
 // imageExportAttrs are the image exporter's options: push by digest only (no tag), OCI media
-// types so that both drivers produce the same kind of manifests.
+// types so that both drivers produce the same kind of manifests. registry.insecure (plain
+// HTTP allowed, TLS not verified) only for a registry marked insecure: buildkitd reaches
+// loopback registries over plain HTTP by itself, and verifies TLS everywhere else.
 func imageExportAttrs(req *normalizedRequest) map[string]string {
 	attrs := map[string]string{
 		"name":           req.repo.Name(),
@@ -96,7 +98,7 @@ func imageExportAttrs(req *normalizedRequest) map[string]string {
 		"push-by-digest": "true",
 		"oci-mediatypes": "true",
 	}
-	if req.Insecure || isLoopback(req.repo.RegistryStr()) {
+	if req.Insecure {
 		attrs["registry.insecure"] = strconv.FormatBool(true)
 	}
 	return attrs

@@ -24,8 +24,6 @@ const (
 	snapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
 	// tempImageName is the repository of the temporary local tag a build gets in the daemon.
 	tempImageName = "imagebuilder-build"
-	// pingTimeout bounds the Docker daemon probe of endpoint auto-detection.
-	pingTimeout = 3 * time.Second
 	// cleanupTimeout bounds removing the temporary tag after a (possibly cancelled) build.
 	cleanupTimeout = 30 * time.Second
 )
@@ -45,51 +43,36 @@ type dockerBuilder struct {
 	hostNetwork *bool // detected once; nil until then
 }
 
-// dockerHost is the daemon address of a docker endpoint: its own, else DOCKER_HOST, else the
-// platform's default socket.
-func dockerHost(ep Endpoint, o options) string {
-	if ep.Address != "" {
-		return ep.Address
+// dockerClientOpts are the Docker client options of a selected Docker daemon, from docker/cli's
+// context endpoint: the host, TLS data of a context or of DOCKER_CERT_PATH, and for ssh:// the
+// connection helper that runs `docker system dial-stdio` on the remote, so every connection
+// (API calls and the hijacked /grpc and /session streams) goes through it. builder.tls replaces
+// the TLS files of a tcp:// address.
+func dockerClientOpts(sel selected, o options) ([]dockerclient.Opt, error) {
+	opts, err := sel.docker.ClientOpts()
+	if err != nil {
+		return nil, errors.New(scrub(err.Error(), sel.docker.Host))
 	}
-	if h := o.getenv(dockerclient.EnvOverrideHost); h != "" {
-		return h
-	}
-	return dockerclient.DefaultDockerHost
-}
-
-func dockerClientOpts(ep Endpoint, o options) []dockerclient.Opt {
-	opts := []dockerclient.Opt{dockerclient.WithHost(dockerHost(ep, o))}
-	switch {
-	case ep.Address == "":
-		// Like the docker CLI: DOCKER_CERT_PATH/DOCKER_TLS_VERIFY and DOCKER_API_VERSION.
-		opts = append(opts, dockerclient.WithTLSClientConfigFromEnv(), dockerclient.WithAPIVersionFromEnv())
-	case o.tls != nil:
+	if o.tls != nil {
 		opts = append(opts, dockerclient.WithTLSClientConfig(o.tls.CACert, o.tls.Cert, o.tls.Key))
 	}
-	return opts
+	return opts, nil
 }
 
-// pingDocker reports whether a Docker daemon answers at ep.
-func pingDocker(ctx context.Context, ep Endpoint, o options) error {
-	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+func newDocker(ctx context.Context, sel selected, o options) (*dockerBuilder, error) {
+	shown := sel.ep.String()
+	copts, err := dockerClientOpts(sel, o)
 	if err != nil {
-		return err
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("configuring the Docker client: %w", err)}
 	}
-	defer dc.Close()
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	_, err = dc.Ping(ctx, dockerclient.PingOptions{})
-	return err
-}
-
-func newDocker(ctx context.Context, ep Endpoint, o options) (*dockerBuilder, error) {
-	dc, err := dockerclient.New(dockerClientOpts(ep, o)...)
+	dc, err := dockerclient.New(copts...)
 	if err != nil {
-		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("configuring the Docker client: %w", err)}
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("configuring the Docker client: %w", err)}
 	}
 	// The API version is negotiated on the first request (moby/moby/client supports API
 	// 1.40 and later; Debian's 20.10 speaks 1.41). The hijacked /grpc and /session
-	// endpoints are unversioned.
+	// endpoints are unversioned; DialHijack dials through the client's dialer (the
+	// connection helper's, for ssh://).
 	c, err := client.New(ctx, "",
 		client.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return dc.DialHijack(ctx, "/grpc", "h2c", nil)
@@ -100,11 +83,9 @@ func newDocker(ctx context.Context, ep Endpoint, o options) (*dockerBuilder, err
 	)
 	if err != nil {
 		dc.Close()
-		return nil, &Error{Step: StepConnect, Endpoint: ep.String(), Err: fmt.Errorf("connecting to the daemon's BuildKit: %w", err)}
+		return nil, &Error{Step: StepConnect, Endpoint: shown, Err: fmt.Errorf("connecting to the daemon's BuildKit: %w", err)}
 	}
-	// Name the daemon by its address in results and errors, also when it came from DOCKER_HOST.
-	shown := Endpoint{Kind: KindDocker, Address: dockerHost(ep, o)}
-	return &dockerBuilder{baseBuilder: baseBuilder{endpoint: shown, opts: o}, docker: dc, c: c}, nil
+	return &dockerBuilder{baseBuilder: baseBuilder{endpoint: sel.ep, sel: sel.Selection, opts: o}, docker: dc, c: c}, nil
 }
 
 func (b *dockerBuilder) Close() error {
@@ -173,78 +154,80 @@ func (b *dockerBuilder) Info(ctx context.Context) (Info, error) {
 	return info, nil
 }
 
-func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Result, error) {
+func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Built, error) {
 	nr, plats, errInfo, err := b.prepare(ctx, b.c, req)
 	if err != nil {
 		return nil, err
+	}
+	if req.Publisher == nil {
+		return nil, errInfo.at(StepValidate, errors.New("the docker driver needs a publisher to push what the daemon built"))
 	}
 	host, err := b.useHostNetwork(ctx)
 	if err != nil {
 		return nil, errInfo.at(StepConnect, err)
 	}
-	creds := newCredentials(req.Credentials)
 	sink := &progressSink{fn: req.Progress}
 
-	pushed := make([]pushedImage, len(plats))
+	pushed := make([]string, len(plats))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range plats {
 		g.Go(func() error {
-			img, err := b.buildOne(gctx, nr, p, host, creds, sink)
+			d, err := b.buildOne(gctx, nr, p, host, sink)
 			if err != nil {
 				return err
 			}
-			pushed[i] = img
+			pushed[i] = d
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	res := &Result{Platforms: plats, Endpoint: b.endpoint.String()}
+	res := &Built{Platforms: plats, Endpoint: b.endpoint.String()}
 	if len(pushed) == 1 {
-		res.Digest = pushed[0].desc.Digest.String()
+		res.Digest = pushed[0]
 		return res, nil
 	}
 	done := sink.step(fmt.Sprintf("[imagebuilder] pushing index %s", nr.repo))
-	dgst, err := pushIndex(ctx, nr.repo, pushed, creds)
+	dgst, err := req.Publisher.AssembleIndex(ctx, nr.repo.Name(), pushed)
 	done(err)
 	if err != nil {
 		return nil, errInfo.at(StepIndex, err)
 	}
-	res.Digest = dgst.String()
+	res.Digest = dgst
 	return res, nil
 }
 
 // buildOne builds one platform into the daemon under a temporary tag, pushes it by digest
-// and removes the tag.
-func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, creds *credentials, sink *progressSink) (pushedImage, error) {
+// through the request's publisher, removes the tag and returns the pushed digest.
+func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, sink *progressSink) (string, error) {
 	errInfo := Error{Repository: nr.repo.String(), Platforms: []string{platform}, Endpoint: b.endpoint.String()}
 	tmp, err := tempTag()
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepBuild, err)
+		return "", errInfo.at(StepBuild, err)
 	}
 	exports := []client.ExportEntry{{Type: mobyExporter, Attrs: map[string]string{"name": tmp}}}
-	opt, err := solveOpt(nr, []string{platform}, host, exports, creds)
+	opt, err := solveOpt(nr, []string{platform}, host, exports)
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepValidate, err)
+		return "", errInfo.at(StepValidate, err)
 	}
 	resp, err := solve(ctx, b.c, opt, sink, errInfo, false)
 	// The exporter may have tagged the image even when the solve failed late.
 	defer b.removeTag(ctx, tmp)
 	if err != nil {
-		return pushedImage{}, err
+		return "", err
 	}
 	id := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
 	if id == "" {
-		return pushedImage{}, errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
+		return "", errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
 	}
 	done := sink.step(fmt.Sprintf("[imagebuilder] pushing %s for %s", nr.repo, platform))
-	img, err := pushFromDaemon(ctx, b.docker, id, nr.repo, platform, creds, b.opts.tempDir)
+	d, err := pushFromDaemon(ctx, b.docker, id, nr.repo.Name(), nr.Publisher, b.opts.tempDir)
 	done(err)
 	if err != nil {
-		return pushedImage{}, errInfo.at(StepPush, err)
+		return "", errInfo.at(StepPush, err)
 	}
-	return img, nil
+	return d, nil
 }
 
 // removeTag drops a build's temporary tag (and with it the image, unless another tag holds

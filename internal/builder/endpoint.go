@@ -3,8 +3,10 @@ package builder
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/moby/buildkit/client/connhelper"
 	// Connection helpers register their schemes with connhelper.
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
@@ -17,7 +19,8 @@ import (
 type Kind string
 
 const (
-	// KindAuto picks the Docker daemon when one answers, else BUILDKIT_HOST.
+	// KindAuto picks the endpoint from the environment: BUILDKIT_HOST when set, else the
+	// Docker daemon of DOCKER_HOST or the current Docker context, else the default socket.
 	KindAuto Kind = ""
 	// KindDocker is a Docker daemon's embedded BuildKit, reached through the Engine API.
 	KindDocker Kind = "docker"
@@ -28,21 +31,61 @@ const (
 // dockerPrefix marks a Docker daemon address: "docker+unix:///var/run/docker.sock".
 const dockerPrefix = "docker+"
 
+// EndpointForms are the accepted endpoint forms, for help texts, errors and completion.
+var EndpointForms = []string{
+	"docker",
+	"docker+unix://PATH",
+	"docker+tcp://HOST:PORT",
+	"docker+ssh://[USER@]HOST[:PORT]",
+	"unix://PATH",
+	"tcp://HOST:PORT",
+	"ssh://[USER@]HOST[:PORT]",
+	"docker-container://CONTAINER",
+	"podman-container://CONTAINER",
+	"kube-pod://POD[?namespace=NS]",
+}
+
+// dockerSchemes are the Docker daemon address schemes: sockets, TCP, and ssh through docker/cli's
+// connection helper (the remote runs `docker system dial-stdio`).
+var dockerSchemes = []string{"unix", "tcp", "npipe", "ssh"}
+
 // Endpoint is a parsed builder endpoint.
 type Endpoint struct {
 	Kind Kind
 	// Address is the daemon address: for KindBuildKit a BuildKit address (unix://, tcp://,
 	// docker-container://, kube-pod://, podman-container://, ssh://); for KindDocker a
-	// DOCKER_HOST-style address (unix://, tcp://), or "" for the environment
-	// (DOCKER_HOST, or the default socket).
+	// DOCKER_HOST-style address (unix://, tcp://, npipe://, ssh://), or "" for the Docker
+	// environment (DOCKER_HOST, the Docker context, or the default socket).
 	Address string
+}
+
+// plainName matches a bare name such as a buildx builder or a Docker context name.
+var plainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// EndpointError is an endpoint that does not parse; its message names the accepted forms.
+type EndpointError struct {
+	Input  string // without credentials
+	Reason string
+}
+
+func (e *EndpointError) Error() string {
+	msg := fmt.Sprintf("parsing endpoint %q: %s; want one of: %s", e.Input, e.Reason, strings.Join(EndpointForms, ", "))
+	if plainName.MatchString(e.Input) {
+		msg += fmt.Sprintf(" (%q looks like a name: a buildx builder is given by its BuildKit address, a Docker context by --context NAME or DOCKER_CONTEXT)", e.Input)
+	}
+	return msg
+}
+
+func badEndpoint(s, format string, args ...any) error {
+	return &EndpointError{Input: redact.URL(s), Reason: fmt.Sprintf(format, args...)}
 }
 
 // ParseEndpoint parses an endpoint string:
 //
-//	""                              auto: the Docker daemon when one answers, else BUILDKIT_HOST
-//	"docker"                        the Docker daemon at DOCKER_HOST (or the default socket)
-//	"docker+unix:///path.sock"      the Docker daemon at that address (also docker+tcp://host:port)
+//	""                              auto: BUILDKIT_HOST, else the Docker daemon of the environment
+//	"docker"                        the Docker daemon of DOCKER_HOST, the Docker context, or the default socket
+//	"docker+unix:///path.sock"      the Docker daemon at that address (also docker+tcp://host:port,
+//	                                docker+ssh://user@host)
 //	"unix:///path.sock"             a buildkitd; also tcp://, docker-container://, kube-pod://,
 //	                                podman-container://, ssh:// (BuildKit's connection helpers)
 func ParseEndpoint(s string) (Endpoint, error) {
@@ -54,33 +97,47 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		return Endpoint{Kind: KindDocker}, nil
 	case strings.HasPrefix(s, dockerPrefix):
 		addr := strings.TrimPrefix(s, dockerPrefix)
-		u, err := parseAddress(addr)
-		if err != nil {
-			return Endpoint{}, fmt.Errorf("parsing endpoint %q: %w", redactAddress(s), err)
-		}
-		switch u.Scheme {
-		case "unix", "tcp", "npipe":
-		default:
-			return Endpoint{}, fmt.Errorf("parsing endpoint %q: unsupported Docker daemon scheme %q (want unix, tcp or npipe)", redactAddress(s), u.Scheme)
+		if err := checkDockerAddress(addr); err != nil {
+			return Endpoint{}, badEndpoint(s, "%s", err)
 		}
 		return Endpoint{Kind: KindDocker, Address: addr}, nil
 	}
 	u, err := parseAddress(s)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("parsing endpoint %q: %w", redactAddress(s), err)
+		return Endpoint{}, badEndpoint(s, "%s", err)
 	}
 	switch u.Scheme {
 	case "unix", "tcp":
 	default:
 		ch, err := connhelper.GetConnectionHelper(s)
 		if err != nil {
-			return Endpoint{}, fmt.Errorf("parsing endpoint %q: %w", redactAddress(s), err)
+			return Endpoint{}, badEndpoint(s, "%s", scrub(err.Error(), s))
 		}
 		if ch == nil {
-			return Endpoint{}, fmt.Errorf("parsing endpoint %q: unsupported scheme %q (want docker, docker+unix://, unix://, tcp://, docker-container://, kube-pod://, podman-container:// or ssh://)", redactAddress(s), u.Scheme)
+			return Endpoint{}, badEndpoint(s, "unsupported scheme %q", u.Scheme)
 		}
 	}
 	return Endpoint{Kind: KindBuildKit, Address: s}, nil
+}
+
+// checkDockerAddress checks a Docker daemon address (DOCKER_HOST syntax).
+func checkDockerAddress(addr string) error {
+	u, err := parseAddress(addr)
+	if err != nil {
+		return err
+	}
+	for _, s := range dockerSchemes {
+		if u.Scheme == s {
+			if s == "ssh" && u.Host == "" {
+				return fmt.Errorf("missing host")
+			}
+			if _, ok := u.User.Password(); ok && s == "ssh" {
+				return fmt.Errorf("plain-text password is not supported (use an ssh key or agent)")
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("unsupported Docker daemon scheme %q (want %s)", u.Scheme, strings.Join(dockerSchemes, ", "))
 }
 
 func parseAddress(s string) (*url.URL, error) {
@@ -90,7 +147,7 @@ func parseAddress(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("not a URL")
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("missing scheme (e.g. unix:// or tcp://)")
+		return nil, fmt.Errorf("missing scheme")
 	}
 	switch u.Scheme {
 	case "unix", "npipe":
@@ -105,7 +162,15 @@ func parseAddress(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// String returns the endpoint as the user wrote it, without any user:password part.
+// scrub removes a raw address (which may hold credentials) from a library's error message.
+func scrub(msg, addr string) string {
+	if addr == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, addr, redact.URL(addr))
+}
+
+// String returns the endpoint as the user wrote it, without any userinfo (user or password).
 func (e Endpoint) String() string {
 	switch e.Kind {
 	case KindAuto:
@@ -114,27 +179,8 @@ func (e Endpoint) String() string {
 		if e.Address == "" {
 			return string(KindDocker)
 		}
-		return dockerPrefix + redactAddress(e.Address)
+		return dockerPrefix + redact.URL(e.Address)
 	default:
-		return redactAddress(e.Address)
+		return redact.URL(e.Address)
 	}
-}
-
-// redactAddress drops the userinfo of an address so it can appear in errors and results.
-func redactAddress(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			if j := strings.Index(s, "://"); j >= 0 && j < i {
-				return s[:j+3] + s[i+1:]
-			}
-			return s[i+1:]
-		}
-		return s
-	}
-	if u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }

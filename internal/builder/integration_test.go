@@ -6,16 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -26,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 
+	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -60,9 +66,38 @@ func forEachEndpoint(t *testing.T, vars []string, fn func(t *testing.T, b Builde
 					t.Errorf("Close: %v", err)
 				}
 			})
-			fn(t, b, env)
+			fn(t, publishing{b}, env)
 		})
 	}
+}
+
+// publishing gives every request without a publisher one, as the pipeline does: a registry
+// client that answers with the request's own credentials.
+type publishing struct{ Builder }
+
+func (p publishing) Build(ctx context.Context, req Request) (*Built, error) {
+	if req.Publisher == nil {
+		c, err := registry.New(registry.WithKeychain(callbackKeychain(req.Credentials)), registry.WithRetry(1, 0))
+		if err != nil {
+			return nil, err
+		}
+		req.Publisher = c
+	}
+	return p.Builder.Build(ctx, req)
+}
+
+// callbackKeychain is a request's Credentials callback as a keychain.
+type callbackKeychain func(host string) (string, string, error)
+
+func (k callbackKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if k == nil {
+		return authn.Anonymous, nil
+	}
+	user, pass, err := k(r.RegistryStr())
+	if err != nil || user == "" && pass == "" {
+		return authn.Anonymous, err
+	}
+	return &authn.Basic{Username: user, Password: pass}, nil
 }
 
 // writeFiles writes files (relative path -> content) under dir.
@@ -436,12 +471,12 @@ func TestBuildAuthRegistry(t *testing.T) {
 		writeFiles(t, ctxDir, map[string]string{
 			"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo auth > /auth\n",
 		})
-		creds := func(user, pass string) func(string) (string, string, bool) {
-			return func(host string) (string, string, bool) {
+		creds := func(user, pass string) func(string) (string, string, error) {
+			return func(host string) (string, string, error) {
 				if host == env[testenv.AuthRegistry] {
-					return user, pass, true
+					return user, pass, nil
 				}
-				return "", "", false
+				return "", "", nil
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -571,72 +606,18 @@ func TestInfo(t *testing.T) {
 	})
 }
 
-// socketProxy forwards a unix socket to another one until killed, standing in for an
-// endpoint that dies mid-build without touching the shared daemons.
-type socketProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSocketProxy(t *testing.T, target string) (*socketProxy, string) {
-	t.Helper()
-	// Socket paths are limited to about 100 bytes; t.TempDir() can be longer.
-	dir, err := os.MkdirTemp("", "ibproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &socketProxy{ln: ln}
-	t.Cleanup(p.kill)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	return p, "unix://" + sock
-}
-
-// kill stops accepting and drops every forwarded connection.
-func (p *socketProxy) kill() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 func TestBuildEndpointDies(t *testing.T) {
 	for _, ec := range endpointCases {
 		t.Run(ec.name, func(t *testing.T) {
 			t.Parallel()
 			env := testenv.Require(t, ec.envVar, testenv.Registry, testenv.Base)
 			target := strings.TrimPrefix(env[ec.envVar], "unix://")
-			proxy, addr := newSocketProxy(t, target)
-			endpoint := ec.endpoint(addr)
+			proxy := testenv.StartSocketProxy(t, target)
+			endpoint := ec.endpoint(proxy.Addr)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			b, err := New(ctx, endpoint)
+			nb, err := New(ctx, endpoint)
+			b := publishing{nb}
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -644,7 +625,7 @@ func TestBuildEndpointDies(t *testing.T) {
 
 			errc := startSleepingBuild(ctx, t, b, env, []string{"linux/amd64"})
 			killed := time.Now()
-			proxy.kill()
+			proxy.Kill()
 			select {
 			case err := <-errc:
 				t.Logf("Build returned after %v: %v", time.Since(killed), err)
@@ -738,27 +719,36 @@ func TestBuildCachedRebuildSameDigest(t *testing.T) {
 	})
 }
 
+// TestAutoEndpoint: with both daemons answering, BUILDKIT_HOST set means BuildKit; without it the
+// Docker daemon of DOCKER_HOST is used; "docker" takes the Docker daemon whatever BUILDKIT_HOST
+// says. Info proves the chosen endpoint answers and is the one reported.
 func TestAutoEndpoint(t *testing.T) {
 	env := testenv.Require(t, testenv.Docker, testenv.BuildKit)
-	missing := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	both := map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit], "DOCKER_CONFIG": t.TempDir()}
 	tests := []struct {
-		name     string
-		env      map[string]string
-		wantKind Kind
-		wantEP   string
+		name       string
+		endpoint   string
+		env        map[string]string
+		wantKind   Kind
+		wantEP     string
+		wantOrigin string
 	}{
-		{name: "docker answers", env: map[string]string{"DOCKER_HOST": env[testenv.Docker], "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker]},
-		{name: "no docker", env: map[string]string{"DOCKER_HOST": missing, "BUILDKIT_HOST": env[testenv.BuildKit]}, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit]},
+		{name: "BUILDKIT_HOST set while docker answers", env: both, wantKind: KindBuildKit, wantEP: env[testenv.BuildKit], wantOrigin: OriginBuildKitHost},
+		{name: "no BUILDKIT_HOST", env: map[string]string{"DOCKER_HOST": env[testenv.Docker]}, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
+		{name: "docker with BUILDKIT_HOST set", endpoint: "docker", env: both, wantKind: KindDocker, wantEP: "docker+" + env[testenv.Docker], wantOrigin: OriginDockerHost},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			b, err := New(ctx, "", WithGetenv(func(k string) string { return tt.env[k] }))
+			b, err := New(ctx, tt.endpoint, WithGetenv(func(k string) string { return tt.env[k] }))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
+			if sel := b.Selection(); sel != (Selection{tt.wantKind, tt.wantEP, tt.wantOrigin}) {
+				t.Errorf("selection %+v", sel)
+			}
 			info, err := b.Info(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -767,5 +757,80 @@ func TestAutoEndpoint(t *testing.T) {
 				t.Errorf("got %s at %s, want %s at %s", info.Kind, info.Endpoint, tt.wantKind, tt.wantEP)
 			}
 		})
+	}
+}
+
+// TestDockerPushPolicy: the docker driver pushes through the publisher it is given (the
+// registry client), so the registry client's rules hold for it: a registry that is neither on
+// a loopback address nor marked insecure gets no plain HTTP, and no credential is sent to it.
+// The same registry marked insecure gets the push, and the credentials: the test can fail.
+func TestDockerPushPolicy(t *testing.T) {
+	env := testenv.Require(t, testenv.Docker, testenv.Base)
+	const user, password = "pusher", "canary-push-password-7c1"
+	var requests, withAuth atomic.Int32
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		u, p, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "auth needed", http.StatusUnauthorized)
+			return
+		}
+		withAuth.Add(1)
+		if u != user || p != password {
+			http.Error(w, "denied", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	host := "registry.nonloopback.test:" + strings.Split(addr, ":")[1] // not an address: not loopback
+	dial := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := New(ctx, "docker+"+env[testenv.Docker])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + env[testenv.Base] + "\n"})
+	for _, insecure := range []bool{false, true} {
+		opts := []registry.Option{registry.WithTransport(dial), registry.WithRetry(1, 0),
+			registry.WithCredentials(host, registry.Credentials{Username: user, Password: password})}
+		if insecure {
+			opts = append(opts, registry.WithInsecure(host))
+		}
+		pub, err := registry.New(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		requests.Store(0)
+		withAuth.Store(0)
+		res, err := b.Build(ctx, Request{
+			ContextDir: ctxDir, Dockerfile: filepath.Join(ctxDir, "Dockerfile"), Platforms: []string{"linux/amd64"},
+			Repository: host + "/team/app", Publisher: pub,
+		})
+		if !insecure {
+			var be *Error
+			if err == nil || !errors.As(err, &be) || be.Step != StepPush || !strings.Contains(err.Error(), "uses plain HTTP only for loopback registries and those marked insecure") {
+				t.Fatalf("push to a plain-HTTP registry not marked insecure: %v", err)
+			}
+			if n := requests.Load(); n != 0 {
+				t.Fatalf("the registry got %d plain HTTP requests (%d with credentials)", n, withAuth.Load())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("push to the registry marked insecure: %v", err)
+		}
+		if withAuth.Load() == 0 || !strings.HasPrefix(res.Digest, "sha256:") {
+			t.Fatalf("the insecure push sent no credentials (%d requests) or gave no digest (%q)", requests.Load(), res.Digest)
+		}
 	}
 }

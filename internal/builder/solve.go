@@ -13,6 +13,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
 	"github.com/moby/buildkit/util/entitlements"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
@@ -26,8 +28,9 @@ const (
 )
 
 // solveOpt turns a request into a Dockerfile-frontend solve for the given platforms
-// (none: the endpoint's default) with the given exports.
-func solveOpt(req *normalizedRequest, plats []string, hostNetwork bool, exports []client.ExportEntry, creds *credentials) (client.SolveOpt, error) {
+// (none: the endpoint's default) with the given exports. The session serves the request's
+// registry credentials, build secrets and ssh forwards to BuildKit.
+func solveOpt(req *normalizedRequest, plats []string, hostNetwork bool, exports []client.ExportEntry) (client.SolveOpt, error) {
 	contextFS, err := fsutil.NewFS(req.ContextDir)
 	if err != nil {
 		return client.SolveOpt{}, fmt.Errorf("opening build context %q: %w", req.ContextDir, err)
@@ -42,6 +45,21 @@ func solveOpt(req *normalizedRequest, plats []string, hostNetwork bool, exports 
 	if hostNetwork {
 		ents = append(ents, string(entitlements.EntitlementNetworkHost))
 	}
+	attachables := []session.Attachable{&authServer{creds: req.Credentials}}
+	if len(req.Secrets) > 0 {
+		attachables = append(attachables, secretsprovider.FromMap(req.Secrets))
+	}
+	if len(req.SSH) > 0 {
+		confs := make([]sshprovider.AgentConfig, len(req.SSH))
+		for i, f := range req.SSH {
+			confs[i] = sshprovider.AgentConfig{ID: f.ID, Paths: f.Paths}
+		}
+		sp, err := sshprovider.NewSSHAgentProvider(confs)
+		if err != nil {
+			return client.SolveOpt{}, fmt.Errorf("forwarding ssh: %w", err)
+		}
+		attachables = append(attachables, sp)
+	}
 	return client.SolveOpt{
 		Frontend:      dockerfileFrontend,
 		FrontendAttrs: attrs,
@@ -50,7 +68,7 @@ func solveOpt(req *normalizedRequest, plats []string, hostNetwork bool, exports 
 			"dockerfile": dockerfileFS,
 		},
 		Exports:             exports,
-		Session:             []session.Attachable{&authServer{creds: creds}},
+		Session:             attachables,
 		AllowedEntitlements: ents,
 	}, nil
 }

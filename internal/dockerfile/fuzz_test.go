@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -98,9 +99,7 @@ func FuzzInject(f *testing.F) {
 // TestWriteFuzzCorpus regenerates the seed corpus from the table cases when
 // run with -update-corpus.
 func TestWriteFuzzCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite testdata/fuzz/FuzzInject/seed-*")
-	}
+	testenv.OnlyWith(t, *updateCorpus, "-update-corpus to rewrite testdata/fuzz/FuzzInject/seed-*")
 	dir := filepath.Join("testdata", "fuzz", "FuzzInject")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

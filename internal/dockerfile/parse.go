@@ -76,7 +76,7 @@ func (s Stage) String() string {
 
 // File is a parsed Dockerfile.
 type File struct {
-	src     *source
+	src     *text
 	stages  []stageInfo
 	args    []argDecl // global ARG declarations, in order
 	argEnv  *env      // the global ARG scope the FROMs are expanded in
@@ -132,7 +132,7 @@ func Parse(data []byte, buildArgs map[string]string) (*File, error) {
 	}
 
 	f := &File{
-		src:     newSource(data, res.EscapeToken),
+		src:     newText(data, res.EscapeToken),
 		nameSet: map[string]bool{},
 	}
 	var fromNodes, argNodes []*parser.Node

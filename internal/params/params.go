@@ -7,7 +7,14 @@
 // they are; fields added for users of the other systems are optional.
 package params
 
-import "github.com/invopop/jsonschema"
+import (
+	"errors"
+	"strings"
+
+	"github.com/invopop/jsonschema"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
+)
 
 //go:generate go run ./genschema -o ../../schema/build-params.schema.json -readme ../../README.md
 
@@ -19,9 +26,28 @@ type BuildParams struct {
 	Source Source `json:"source"`
 	// The images to build from the source and the registry to push them to.
 	Target Target `json:"target"`
-	// Which build engine to use and how. Optional: by default the Docker daemon at DOCKER_HOST (or
-	// the default socket) when one answers, else the BuildKit daemon at BUILDKIT_HOST.
+	// Which build engine to use and how. Optional: by default the BuildKit daemon at BUILDKIT_HOST
+	// when that is set, else the Docker daemon of DOCKER_HOST or the current Docker context (else
+	// the default socket).
 	Builder *Builder `json:"builder,omitempty"`
+	// Build secrets for every image, by id (an image's own secrets win by id). A Dockerfile
+	// reads one with RUN --mount=type=secret,id=ID; it never enters the image, its history or
+	// its labels.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
+	// SSH agent sockets or keys forwarded to every image's build, as docker buildx build --ssh:
+	// "default" (the agent at SSH_AUTH_SOCK) or "ID=PATH[,PATH...]" (agent sockets or private
+	// key files). A Dockerfile uses one with RUN --mount=type=ssh[,id=ID].
+	SSH []string `json:"ssh,omitempty"`
+}
+
+// Secret is where a build secret comes from: exactly one of env, file or value.
+type Secret struct {
+	// Environment variable holding the secret, on the machine that runs the build.
+	Env string `json:"env,omitempty"`
+	// File holding the secret, on the machine that runs the build.
+	File string `json:"file,omitempty"`
+	// The secret itself. Never logged or returned.
+	Value string `json:"value,omitempty" jsonschema:"writeOnly=true"`
 }
 
 // Source says where the build context and the Dockerfile come from.
@@ -138,6 +164,11 @@ type Image struct {
 	Target string `json:"target,omitempty"`
 	// Labels added to the image configuration.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Build secrets of this image, by id; they add to (and by id replace) the request's secrets.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
+	// SSH agent sockets or keys forwarded to this image's build, as the request's ssh; an id
+	// given here replaces the request's entry with that id.
+	SSH []string `json:"ssh,omitempty"`
 }
 
 // Registry is the registry the images are pushed to.
@@ -150,15 +181,18 @@ type Registry struct {
 	Username string `json:"username,omitempty"`
 	// Password or token. Never logged or returned.
 	Password string `json:"password,omitempty" jsonschema:"writeOnly=true"`
-	// Use plain HTTP. Loopback registries (127.0.0.0/8, localhost, ::1) use plain HTTP anyway, as
-	// Docker does.
+	// The registry is insecure: plain HTTP is allowed and TLS certificates are not verified,
+	// as with Docker's insecure-registries. Loopback registries (127.0.0.0/8, localhost, ::1)
+	// get plain HTTP without it, but their TLS is verified.
 	Insecure bool `json:"insecure,omitempty"`
 }
 
 // Builder selects the build engine and its options.
 type Builder struct {
-	// Build engine endpoint: docker (the Docker daemon at DOCKER_HOST), or a BuildKit address:
-	// unix://, tcp://, docker-container://, kube-pod://.
+	// Build engine endpoint: docker (the Docker daemon of DOCKER_HOST or the Docker context),
+	// docker+unix://, docker+tcp:// or docker+ssh:// (a Docker daemon at that address), or a
+	// BuildKit address: unix://, tcp://, ssh://, docker-container://, podman-container://,
+	// kube-pod://.
 	Endpoint string `json:"endpoint,omitempty"`
 	// Do not use the build cache.
 	NoCache bool `json:"no_cache,omitempty"`
@@ -195,7 +229,12 @@ const (
 
 // WithDefaults returns a copy of p with every documented default filled in.
 func (p BuildParams) WithDefaults() BuildParams {
-	s := &p.Source
+	p.Source = p.Source.WithDefaults()
+	return p
+}
+
+// WithDefaults returns a copy of s with every documented default filled in.
+func (s Source) WithDefaults() Source {
 	if g := s.GitRepo; g != nil {
 		c := *g
 		c.Version = or(c.Version, DefaultVersion)
@@ -221,7 +260,7 @@ func (p BuildParams) WithDefaults() BuildParams {
 		c.Workdir = or(c.Workdir, DefaultWorkdir)
 		s.Local = &c
 	}
-	return p
+	return s
 }
 
 func or(v, def string) string {
@@ -231,17 +270,125 @@ func or(v, def string) string {
 	return v
 }
 
-// Kind names the source kind: git, dockerfile, tar or local ("" when none is set).
+// Source kinds, as Kind names them.
+const (
+	KindGit        = "git"
+	KindDockerfile = "dockerfile"
+	KindTar        = "tar"
+	KindLocal      = "local"
+)
+
+// sourceKinds are the properties of Source of which exactly one must be present, with the
+// kind each stands for, in schema order.
+var sourceKinds = []struct{ property, kind string }{
+	{"git_repo", KindGit}, {"dockerfile", KindDockerfile}, {"tar", KindTar}, {"local", KindLocal},
+}
+
+// Kind names the source kind: git, dockerfile, tar or local; "" unless exactly one is set.
 func (s Source) Kind() string {
+	has := s.has()
+	var kind string
+	for _, k := range sourceKinds {
+		if has(k.property) {
+			if kind != "" {
+				return ""
+			}
+			kind = k.kind
+		}
+	}
+	return kind
+}
+
+// Check applies the source rules (exactly one kind; build_context only with dockerfile; a tar
+// from exactly one of path or url, credentials only with url) and explains the first one
+// broken, or returns nil.
+func (s Source) Check() error {
+	if msg := sourceRule(s.has()); msg != "" {
+		return errors.New(msg)
+	}
+	if t := s.Tar; t != nil {
+		if msg := tarRule(func(p string) bool {
+			switch p {
+			case "path":
+				return t.Path != ""
+			case "url":
+				return t.URL != ""
+			}
+			return false
+		}); msg != "" {
+			return errors.New("tar: " + msg)
+		}
+	}
+	return nil
+}
+
+// has reports which source properties are set.
+func (s Source) has() func(property string) bool {
+	return func(property string) bool {
+		switch property {
+		case "git_repo":
+			return s.GitRepo != nil
+		case "dockerfile":
+			return s.Dockerfile != nil
+		case "build_context":
+			return s.BuildContext != nil
+		case "tar":
+			return s.Tar != nil
+		case "local":
+			return s.Local != nil
+		}
+		return false
+	}
+}
+
+// sourceRule explains a broken source rule, given which properties are present, or returns "".
+// Validation (on generic data) and Source.Check (on the types) share it.
+func sourceRule(has func(property string) bool) string {
+	var present []string
+	for _, k := range sourceKinds {
+		if has(k.property) {
+			present = append(present, k.property)
+		}
+	}
+	ctx := has("build_context")
+	const want = "set exactly one of git_repo, dockerfile (optionally with build_context), tar or local"
+	switch {
+	case len(present) == 0 && ctx:
+		return "build_context needs dockerfile: the Dockerfile URL to build in that context"
+	case len(present) == 0:
+		return "no source given: " + want
+	case len(present) > 1:
+		return strings.Join(present, " and ") + " cannot be combined: " + want
+	case ctx && present[0] != "dockerfile":
+		return present[0] + " cannot be combined with build_context: build_context is the context of a dockerfile source"
+	}
+	return ""
+}
+
+// tarRule explains a broken tar rule, given which of path and url are present, or returns "".
+func tarRule(has func(property string) bool) string {
+	switch p, u := has("path"), has("url"); {
+	case p && u:
+		return "path and url cannot be combined: set exactly one of them"
+	case !p && !u:
+		return "missing path or url: set exactly one of them"
+	}
+	return ""
+}
+
+// ContextPath names the build context inside the source: its directory relative to the
+// source's root (the local directory's path joined with its workdir for a local source).
+// Defaults must have been applied.
+func (s Source) ContextPath() string {
 	switch {
 	case s.GitRepo != nil:
-		return "git"
-	case s.Dockerfile != nil:
-		return "dockerfile"
+		return s.GitRepo.Workdir
+	case s.BuildContext != nil:
+		return s.BuildContext.Subdir
 	case s.Tar != nil:
-		return "tar"
+		return s.Tar.Workdir
 	case s.Local != nil:
-		return "local"
+		return s.Local.Path + "\x00" + s.Local.Workdir
 	}
 	return ""
 }
@@ -276,26 +423,69 @@ func (img Image) AllTags() []string {
 	return tags
 }
 
-// Secrets lists every secret value in p (passwords and tokens), for masking.
-func (p BuildParams) Secrets() []string {
+// BuildSecrets are the build secrets of img: the request's, with the image's own replacing
+// them by id.
+func (p BuildParams) BuildSecrets(img Image) map[string]Secret {
+	if len(p.Secrets) == 0 && len(img.Secrets) == 0 {
+		return nil
+	}
+	out := make(map[string]Secret, len(p.Secrets)+len(img.Secrets))
+	for id, s := range p.Secrets {
+		out[id] = s
+	}
+	for id, s := range img.Secrets {
+		out[id] = s
+	}
+	return out
+}
+
+// SSHForwards are the ssh forwards of img: the request's, with the image's own replacing
+// them by id, in the order given.
+func (p BuildParams) SSHForwards(img Image) []string {
 	var out []string
-	add := func(s string) {
-		if s != "" {
-			out = append(out, s)
+	index := map[string]int{}
+	for _, spec := range append(append([]string{}, p.SSH...), img.SSH...) {
+		id, _, _ := strings.Cut(spec, "=")
+		if i, ok := index[id]; ok {
+			out[i] = spec
+			continue
+		}
+		index[id] = len(out)
+		out = append(out, spec)
+	}
+	return out
+}
+
+// AddSecrets makes r mask every secret of p: passwords and tokens (with their Basic
+// authorization forms), inline build secret values, and the credentials that URLs carry in
+// their user information or query.
+func (p BuildParams) AddSecrets(r *redact.Redactor) {
+	s := p.Source
+	if g := s.GitRepo; g != nil {
+		r.AddBasic(g.Username, g.Password)
+		r.AddURL(g.URL)
+	}
+	if d := s.Dockerfile; d != nil {
+		r.AddBasic(d.Username, d.Password)
+		r.AddURL(d.URL)
+	}
+	if b := s.BuildContext; b != nil {
+		r.AddBasic(b.Username, b.Password)
+		r.AddURL(b.URL)
+	}
+	if t := s.Tar; t != nil {
+		r.AddBasic(t.Username, t.Password)
+		r.AddURL(t.URL)
+	}
+	reg := p.Target.Registry
+	r.AddBasic(reg.Username, reg.Password)
+	r.AddURL(reg.URL)
+	for _, sec := range p.Secrets {
+		r.Add(sec.Value)
+	}
+	for _, img := range p.Target.Images {
+		for _, sec := range img.Secrets {
+			r.Add(sec.Value)
 		}
 	}
-	if g := p.Source.GitRepo; g != nil {
-		add(g.Password)
-	}
-	if d := p.Source.Dockerfile; d != nil {
-		add(d.Password)
-	}
-	if b := p.Source.BuildContext; b != nil {
-		add(b.Password)
-	}
-	if t := p.Source.Tar; t != nil {
-		add(t.Password)
-	}
-	add(p.Target.Registry.Password)
-	return out
 }

@@ -1,6 +1,7 @@
 package params
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 
 	"github.com/imagebuilder/imagebuilder/schema"
 )
@@ -185,15 +188,61 @@ func TestWithDefaults(t *testing.T) {
 	}
 }
 
-func TestSecrets(t *testing.T) {
+func TestAddSecrets(t *testing.T) {
 	p, err := LoadFile(filepath.Join(examplesDir, "dockerfile-build-context-subdir.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := p.Secrets()
-	want := []string{"password_or_token", "git_password", "password"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Secrets = %q, want %q", got, want)
+	p.Secrets = map[string]Secret{"tok": {Value: "inline-secret-value"}}
+	p.Target.Images[0].Secrets = map[string]Secret{"img": {Value: "image-secret-value"}, "env": {Env: "HOME"}}
+	p.Source.Dockerfile.URL += "?token=query-token-123"
+	red := redact.New()
+	p.AddSecrets(red)
+	for _, s := range []string{"password_or_token", "git_password", "password", "inline-secret-value", "image-secret-value", "query-token-123",
+		base64.StdEncoding.EncodeToString([]byte("user:password"))} {
+		if got := red.String("[" + s + "]"); got != "["+redact.Mask+"]" {
+			t.Errorf("%q is not masked: %q", s, got)
+		}
+	}
+	if got := red.String("user HOME"); got != "user HOME" {
+		t.Errorf("a non-secret was masked: %q", got)
+	}
+}
+
+// TestValidationHidesSecrets: messages about bad input never quote a secret field's value,
+// nor the credentials a URL carries.
+func TestValidationHidesSecrets(t *testing.T) {
+	doc := `{
+  "source": {"dockerfile": {"url": "ftp://h/Dockerfile?token=tok-canary-1", "username": "u", "password": 12345678},
+             "build_context": {"url": "https://u:pw-canary-2@h/r.git", "subdir": "/abs"}},
+  "target": {"images": [{"image": "a", "tag": "1", "secrets": {"s": {"value": true}, "bad id!": {"value": "val-canary-3"}}}],
+             "registry": {"url": "bob:R3gPW-canary@registry.io", "username": "u", "password": "reg-canary-4"}}
+}`
+	_, err := Load([]byte(doc))
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want a ValidationError, got %v", err)
+	}
+	msg := err.Error()
+	for _, canary := range []string{"tok-canary-1", "pw-canary-2", "val-canary-3", "R3gPW-canary", "reg-canary-4", "12345678"} {
+		if strings.Contains(msg, canary) {
+			t.Errorf("%q in the messages:\n%s", canary, msg)
+		}
+	}
+	for _, want := range []string{
+		`/target/registry/url: "registry.io" is not a registry`,
+		`/source/dockerfile/url: "ftp://h/Dockerfile?token=********" is not an http:// or https:// URL`,
+		`/target/images/0/secrets: key "bad id!" is not a secret id`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	// The same with valid schema, failing a rule the schema cannot express.
+	_, err = Load([]byte(`{"source": {"git_repo": {"url": "https://x:pw-canary-5@h/r.git", "workdir": "../up"}},
+  "target": {"images": [{"image": "a", "tag": "1"}], "registry": {"url": "r.io"}}}`))
+	if err == nil || strings.Contains(err.Error(), "pw-canary-5") || !strings.Contains(err.Error(), `"../up" leaves its root directory`) {
+		t.Errorf("got %v", err)
 	}
 }
 

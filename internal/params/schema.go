@@ -27,16 +27,17 @@ const (
 	PatternHTTPURL = `^https?://[^\s]+$`
 	// PatternArgName is a build argument name.
 	PatternArgName = `^[A-Za-z_][A-Za-z0-9_]*$`
+	// PatternSecretID is a build secret id.
+	PatternSecretID = `^[A-Za-z0-9_.-]+$`
+	// PatternSSH is an ssh forward: ID or ID=PATH[,PATH...].
+	PatternSSH = `^[A-Za-z0-9_.-]+(=[^,]+(,[^,]+)*)?$`
 )
-
-// sourceKinds are the properties of Source of which exactly one must be present.
-var sourceKinds = []string{"git_repo", "dockerfile", "tar", "local"}
 
 // JSONSchemaExtend adds the source rules: exactly one of git_repo, dockerfile, tar, local;
 // build_context only with dockerfile.
 func (Source) JSONSchemaExtend(s *jsonschema.Schema) {
 	for _, k := range sourceKinds {
-		s.OneOf = append(s.OneOf, &jsonschema.Schema{Required: []string{k}})
+		s.OneOf = append(s.OneOf, &jsonschema.Schema{Required: []string{k.property}})
 	}
 	s.DependentRequired = map[string][]string{"build_context": {"dockerfile"}}
 }
@@ -91,6 +92,33 @@ func (Image) JSONSchemaExtend(s *jsonschema.Schema) {
 	ba := prop(s, "build_args")
 	ba.PatternProperties = map[string]*jsonschema.Schema{PatternArgName: {Type: "string"}}
 	ba.AdditionalProperties = jsonschema.FalseSchema
+	secretsSchema(prop(s, "secrets"))
+	sshSchema(prop(s, "ssh"))
+}
+
+// JSONSchemaExtend constrains the request-wide secrets and ssh forwards like an image's.
+func (BuildParams) JSONSchemaExtend(s *jsonschema.Schema) {
+	secretsSchema(prop(s, "secrets"))
+	sshSchema(prop(s, "ssh"))
+}
+
+// secretsSchema keys a secrets map by secret id (patternProperties, not propertyNames: see
+// build_args).
+func secretsSchema(p *jsonschema.Schema) {
+	p.PatternProperties = map[string]*jsonschema.Schema{PatternSecretID: p.AdditionalProperties}
+	p.AdditionalProperties = jsonschema.FalseSchema
+}
+
+func sshSchema(p *jsonschema.Schema) {
+	p.Items.Pattern = PatternSSH
+}
+
+// JSONSchemaExtend requires exactly one of env, file or value.
+func (Secret) JSONSchemaExtend(s *jsonschema.Schema) {
+	for _, k := range []string{"env", "file", "value"} {
+		s.OneOf = append(s.OneOf, &jsonschema.Schema{Required: []string{k}})
+	}
+	prop(s, "env").Pattern = PatternArgName
 }
 
 // JSONSchemaExtend constrains the registry address; username and password go together.

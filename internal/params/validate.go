@@ -20,6 +20,7 @@ import (
 	"golang.org/x/text/message"
 	"sigs.k8s.io/yaml"
 
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
@@ -166,9 +167,28 @@ func Validate(doc any) error {
 		errs = p.check()
 	}
 	if len(errs) > 0 {
+		red := docRedactor(doc)
+		for i := range errs {
+			errs[i].Message = red.String(errs[i].Message)
+		}
 		return &ValidationError{Errors: errs}
 	}
 	return nil
+}
+
+// docRedactor masks, in messages about doc, the values of its secret (writeOnly) fields and
+// the credentials of the URLs it holds: a message may quote the offending value, and neither
+// kind may be shown.
+func docRedactor(doc any) *redact.Redactor {
+	red := redact.New()
+	secret := schemaNames().writeOnly
+	redact.Strings(doc, func(key, s string) {
+		if secret[key] {
+			red.Add(s)
+		}
+		red.AddURL(s)
+	})
+	return red
 }
 
 // Load parses, validates and decodes a build-params document (JSON or YAML). Defaults are not
@@ -261,8 +281,11 @@ func schemaErrors(root *jsonschema.ValidationError, doc any) []FieldError {
 			return
 		case *kind.AdditionalProperties:
 			for _, p := range k.Properties {
-				if n := len(ve.InstanceLocation); n > 0 && ve.InstanceLocation[n-1] == "build_args" {
+				n := len(ve.InstanceLocation)
+				if n > 0 && ve.InstanceLocation[n-1] == "build_args" {
 					add(ve.InstanceLocation, fmt.Sprintf("key %q is not %s", p, patternHints[PatternArgName]))
+				} else if n > 0 && ve.InstanceLocation[n-1] == "secrets" {
+					add(ve.InstanceLocation, fmt.Sprintf("key %q is not %s", p, patternHints[PatternSecretID]))
 				} else {
 					add(ve.InstanceLocation, unknownMessage(p))
 				}
@@ -278,7 +301,14 @@ func schemaErrors(root *jsonschema.ValidationError, doc any) []FieldError {
 		}
 	}
 	walk(root)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Pointer < out[j].Pointer })
+	// The validator's causes come in no fixed order: sort fully, so the same input always gives
+	// the same messages in the same order.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pointer != out[j].Pointer {
+			return out[i].Pointer < out[j].Pointer
+		}
+		return out[i].Message < out[j].Message
+	})
 	return out
 }
 
@@ -288,35 +318,29 @@ func ruleMessage(loc []string, doc any) (string, bool) {
 	if obj == nil {
 		return "", false
 	}
-	switch strings.Join(loc, "/") {
-	case "source":
+	has := func(property string) bool { _, ok := obj[property]; return ok }
+	if n := len(loc); n >= 2 && loc[n-2] == "secrets" {
 		var present []string
-		for _, k := range sourceKinds {
-			if _, ok := obj[k]; ok {
+		for _, k := range []string{"env", "file", "value"} {
+			if has(k) {
 				present = append(present, k)
 			}
 		}
-		_, ctx := obj["build_context"]
-		want := "set exactly one of git_repo, dockerfile (optionally with build_context), tar or local"
-		switch {
-		case len(present) == 0 && ctx:
-			return "build_context needs dockerfile: the Dockerfile URL to build in that context", true
-		case len(present) == 0:
-			return "no source given: " + want, true
-		case len(present) > 1:
-			return strings.Join(present, " and ") + " cannot be combined: " + want, true
-		case ctx && present[0] != "dockerfile":
-			return present[0] + " cannot be combined with build_context: build_context is the context of a dockerfile source", true
+		if len(present) > 1 {
+			return strings.Join(present, " and ") + " cannot be combined: set exactly one of env, file or value", true
+		}
+		return "missing env, file or value: set exactly one of them", true
+	}
+	switch strings.Join(loc, "/") {
+	case "source":
+		if msg := sourceRule(has); msg != "" {
+			return msg, true
 		}
 	case "source/tar":
-		_, p := obj["path"]
-		_, u := obj["url"]
-		switch {
-		case p && u:
-			return "path and url cannot be combined: set exactly one of them", true
-		case !p && !u:
-			return "missing path or url: set exactly one of them", true
-		case p:
+		if msg := tarRule(has); msg != "" {
+			return msg, true
+		}
+		if has("path") {
 			return "username and password apply only to url", true
 		}
 	case "builder/tls":
@@ -339,7 +363,9 @@ var patternHints = map[string]string{
 	PatternPlatform:   "a platform os/arch[/variant] such as linux/amd64 or linux/arm/v7",
 	PatternRegistry:   "a registry host[:port][/namespace] such as docker.io or 127.0.0.1:5000",
 	PatternHTTPURL:    "an http:// or https:// URL",
-	PatternArgName:    "a build argument name (letters, digits, _; not starting with a digit)",
+	PatternArgName:    "a variable name (letters, digits, _; not starting with a digit)",
+	PatternSecretID:   "a secret id (letters, digits, _ . -)",
+	PatternSSH:        "an ssh forward: default, ID, or ID=PATH[,PATH...]",
 }
 
 func patternMessage(k *kind.Pattern) string {
@@ -360,7 +386,7 @@ func unknownMessage(key string) string {
 // suggest returns the known property name closest to key, if it is close.
 func suggest(key string) string {
 	best, bestD := "", 3
-	for _, name := range propertyNames() {
+	for _, name := range schemaNames().all {
 		if d := distance(key, name); d > 0 && d < bestD {
 			best, bestD = name, d
 		}
@@ -368,22 +394,29 @@ func suggest(key string) string {
 	return best
 }
 
-// propertyNames are the names of every property of the schema, sorted.
-var propertyNames = sync.OnceValue(func() []string {
+// schemaNames are the names of the schema's properties, and those of its secret (writeOnly)
+// properties.
+var schemaNames = sync.OnceValue(func() (names struct {
+	all       []string
+	writeOnly map[string]bool
+}) {
+	names.writeOnly = map[string]bool{}
 	doc, err := schemawalk.Parse(schema.BuildParams)
 	if err != nil {
-		return nil // the embedded schema is tested; no hints rather than a panic
+		return names // the embedded schema is tested; no hints rather than a panic
 	}
 	seen := map[string]bool{}
 	_ = doc.Walk(func(p *schemawalk.Property) bool {
-		seen[p.Name] = true
+		if !seen[p.Name] {
+			seen[p.Name] = true
+			names.all = append(names.all, p.Name)
+		}
+		if p.Schema.WriteOnly {
+			names.writeOnly[p.Name] = true
+		}
 		return true
 	})
-	names := make([]string, 0, len(seen))
-	for n := range seen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	sort.Strings(names.all)
 	return names
 })
 

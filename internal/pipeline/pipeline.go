@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,6 +29,8 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/dockerfile"
 	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/progress"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/result"
 	"github.com/imagebuilder/imagebuilder/internal/source"
@@ -52,6 +55,13 @@ type Options struct {
 	NewBuilder func(ctx context.Context, endpoint string) (builder.Builder, error)
 	// RegistryOptions are added to the registry client's (tests: transports, retries).
 	RegistryOptions []registry.Option
+	// Redactor masks secrets in everything the run emits: progress, log lines, the result and
+	// the error. The run adds the request's secrets to it and those it learns on the way
+	// (credentials from the Docker config, registry tokens), so a front end that passes its own
+	// masks its output with the same knowledge. nil: the run uses one of its own.
+	Redactor *redact.Redactor
+	// BuilderOptions are added to the default NewBuilder's (a Docker context, say).
+	BuilderOptions []builder.Option
 }
 
 // Error is a failed run: which image (if one), which step, why.
@@ -72,14 +82,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // run is the state of one request as it goes through the steps.
 type run struct {
-	p      params.BuildParams
-	opts   Options
-	ws     string
-	src    *source.Result
-	images []*imageRun
-	reg    *registry.Client
-	bld    builder.Builder
-	res    *result.Result
+	p        params.BuildParams
+	opts     Options
+	red      *redact.Redactor
+	endpoint string           // the engine chosen: --builder, else builder.endpoint ("": environment)
+	bopts    []builder.Option // how to open it
+	ws       string
+	src      *source.Fetched
+	images   []*imageRun
+	reg      *registry.Client
+	bld      builder.Builder
+	res      *result.Result
 }
 
 // imageRun is one image of the request.
@@ -91,6 +104,8 @@ type imageRun struct {
 	labels     map[string]string
 	inputs     string            // fingerprint of everything the image is built from ("" if unknown)
 	current    map[string]string // tag -> digest it points at now ("" when absent)
+	secrets    map[string][]byte // build secrets by id, resolved
+	ssh        []builder.SSHForward
 }
 
 // InputsLabel carries a fingerprint of a build's inputs (source revision, Dockerfile after
@@ -106,7 +121,21 @@ type step struct {
 // Run executes the request. It always returns a result; on failure the result's Failed names the
 // image, step and cause, and the error is an *Error.
 func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.Result, err error) {
-	r := &run{p: p.WithDefaults(), opts: opts, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
+	red := opts.Redactor
+	if red == nil {
+		red = redact.New()
+	}
+	p.AddSecrets(red)
+	// Everything the run emits is masked: progress events, log lines, the failure and the error.
+	masker := progress.NewMasker(red, opts.Progress)
+	defer masker.Close()
+	if opts.Progress != nil {
+		opts.Progress = masker.Status
+	}
+	if log := opts.Log; log != nil {
+		opts.Log = func(line string) { log(red.String(line)) }
+	}
+	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
 	for _, img := range r.p.Target.Images {
 		out := &result.Image{
 			Ref:        r.p.Target.Ref(img),
@@ -128,8 +157,9 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 				pe = &Error{Step: "run", Err: err}
 				err = pe
 			}
-			r.res.Failed = &result.Failure{Image: pe.Image, Step: pe.Step, Error: pe.Err.Error()}
+			r.res.Failed = &result.Failure{Image: pe.Image, Step: pe.Step, Error: red.String(pe.Err.Error())}
 			r.res.Changed = false
+			err = red.Error(err)
 		}
 		res = r.res
 	}()
@@ -147,8 +177,10 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 	}()
 
 	steps := []step{
+		{result.StepCheck, r.selectBuilder},
 		{result.StepSource, r.fetch},
 		{result.StepInject, r.inject},
+		{result.StepCheck, r.resolveSecrets},
 		{result.StepCheck, r.connect},
 	}
 	if opts.DryRun {
@@ -206,9 +238,15 @@ func (r *run) fetch(ctx context.Context) error {
 // inject writes, for each variant, a copy of the Dockerfile with its bases replaced. Every
 // image is prepared before anything is built, so a bad key fails the request up front.
 func (r *run) inject(_ context.Context) error {
-	data, err := os.ReadFile(r.src.Dockerfile)
+	data, err := r.src.ReadFile(r.src.Dockerfile)
 	if err != nil {
 		return fmt.Errorf("reading the Dockerfile: %w", err)
+	}
+	// A .dockerignore beside the Dockerfile (Dockerfile.dockerignore) must follow an injected
+	// copy; it is read through the source's containment like the Dockerfile.
+	ignore, err := r.src.ReadFile(r.src.Dockerfile + ".dockerignore")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s.dockerignore: %w", filepath.Base(r.src.Dockerfile), err)
 	}
 	for i, ir := range r.images {
 		ir.dockerfile = r.src.Dockerfile
@@ -231,9 +269,8 @@ func (r *run) inject(_ context.Context) error {
 			if err := os.WriteFile(ir.dockerfile, inj.Dockerfile, 0o644); err != nil {
 				return fmt.Errorf("writing the injected Dockerfile: %w", err)
 			}
-			// A .dockerignore beside the Dockerfile (Dockerfile.dockerignore) must follow it.
-			if ign, err := os.ReadFile(r.src.Dockerfile + ".dockerignore"); err == nil {
-				if err := os.WriteFile(ir.dockerfile+".dockerignore", ign, 0o644); err != nil {
+			if ignore != nil {
+				if err := os.WriteFile(ir.dockerfile+".dockerignore", ignore, 0o644); err != nil {
 					return err
 				}
 			}
@@ -291,11 +328,31 @@ func (r *run) fingerprint(ir *imageRun) string {
 		Target     string
 		Labels     map[string]string
 		Platforms  []string
-	}{id, workdir(r.p.Source), df, ir.buildArgs, ir.req.Target, ir.labels, platforms})
+		Secrets    []string // ids only: a secret's value never enters the fingerprint
+		SSH        []string
+	}{id, r.p.Source.ContextPath(), df, ir.buildArgs, ir.req.Target, ir.labels, platforms, secretIDs(r.p.BuildSecrets(ir.req)), sshIDs(r.p.SSHForwards(ir.req))})
 	if err != nil {
 		return ""
 	}
 	return digest.FromBytes(doc).String()
+}
+
+func secretIDs(m map[string]params.Secret) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func sshIDs(specs []string) []string {
+	ids := make([]string, len(specs))
+	for i, s := range specs {
+		ids[i], _, _ = strings.Cut(s, "=")
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func describeChanges(cs []dockerfile.Change) string {
@@ -332,10 +389,108 @@ func (r *run) labels(ir *imageRun) map[string]string {
 	return l
 }
 
+// resolveSecrets reads every image's build secrets (from the environment, files or the params)
+// and parses its ssh forwards, so that a missing one fails the request before anything builds
+// (and a dry run reports it). The values join the redactor; only their ids enter the inputs
+// fingerprint.
+func (r *run) resolveSecrets(context.Context) error {
+	for i, ir := range r.images {
+		fail := func(ptr string, err error) error {
+			return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: fmt.Errorf("%s: %w", ptr, err)}
+		}
+		for id, sec := range r.p.BuildSecrets(ir.req) {
+			ptr := "/secrets/" + id
+			if _, own := ir.req.Secrets[id]; own {
+				ptr = fmt.Sprintf("/target/images/%d/secrets/%s", i, id)
+			}
+			v, err := readSecret(sec)
+			if err != nil {
+				return fail(ptr, err)
+			}
+			r.red.Add(string(v))
+			if ir.secrets == nil {
+				ir.secrets = map[string][]byte{}
+			}
+			ir.secrets[id] = v
+		}
+		for _, spec := range r.p.SSHForwards(ir.req) {
+			f, err := parseSSH(spec)
+			if err != nil {
+				return fail("ssh", err)
+			}
+			ir.ssh = append(ir.ssh, f)
+		}
+	}
+	return nil
+}
+
+// readSecret returns the value of a build secret.
+func readSecret(s params.Secret) ([]byte, error) {
+	switch {
+	case s.Env != "":
+		v, ok := os.LookupEnv(s.Env)
+		if !ok {
+			return nil, fmt.Errorf("environment variable %s is not set", s.Env)
+		}
+		return []byte(v), nil
+	case s.File != "":
+		v, err := os.ReadFile(s.File)
+		if err != nil {
+			return nil, fmt.Errorf("reading the secret file: %w", err)
+		}
+		return v, nil
+	}
+	return []byte(s.Value), nil
+}
+
+// parseSSH parses an ssh forward as docker buildx build --ssh takes it: ID or ID=PATH[,PATH].
+// "default" without paths is the agent at SSH_AUTH_SOCK, which must then be set.
+func parseSSH(spec string) (builder.SSHForward, error) {
+	id, paths, _ := strings.Cut(spec, "=")
+	f := builder.SSHForward{ID: id}
+	if paths != "" {
+		f.Paths = strings.Split(paths, ",")
+	}
+	for _, p := range f.Paths {
+		if _, err := os.Stat(p); err != nil {
+			return f, fmt.Errorf("%q: %w", spec, err)
+		}
+	}
+	if len(f.Paths) == 0 && os.Getenv("SSH_AUTH_SOCK") == "" {
+		return f, fmt.Errorf("%q forwards the ssh agent, but SSH_AUTH_SOCK is not set", spec)
+	}
+	return f, nil
+}
+
+// selectBuilder decides which engine builds (--builder, else builder.endpoint, else the
+// environment) before any work, so that a bad choice fails first and the result names the
+// engine even when a later step fails. Nothing is contacted yet.
+func (r *run) selectBuilder(context.Context) error {
+	r.endpoint = r.opts.Endpoint
+	if r.endpoint == "" && r.p.Builder != nil {
+		r.endpoint = r.p.Builder.Endpoint
+	}
+	if b := r.p.Builder; b != nil && b.TLS != nil {
+		r.bopts = append(r.bopts, builder.WithTLS(builder.TLSConfig{
+			CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
+		}))
+	}
+	r.bopts = append(r.bopts, r.opts.BuilderOptions...)
+	if r.opts.NewBuilder != nil {
+		return nil // the caller's engine describes itself once opened
+	}
+	sel, err := builder.Select(r.endpoint, r.bopts...)
+	if err != nil {
+		return err
+	}
+	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	return nil
+}
+
 // connect opens the registry client and the build engine.
 func (r *run) connect(ctx context.Context) error {
 	reg := r.p.Target.Registry
-	host, err := registry.RegistryHost(reg.URL)
+	host, err := registry.Host(reg.URL)
 	if err != nil {
 		return err
 	}
@@ -346,30 +501,24 @@ func (r *run) connect(ctx context.Context) error {
 	if reg.Insecure {
 		ropts = append(ropts, registry.WithInsecure(host))
 	}
+	ropts = append(ropts, registry.WithRedactor(r.red))
 	r.reg, err = registry.New(append(ropts, r.opts.RegistryOptions...)...)
 	if err != nil {
 		return err
 	}
-	endpoint := r.opts.Endpoint
-	if endpoint == "" && r.p.Builder != nil {
-		endpoint = r.p.Builder.Endpoint
-	}
 	newBuilder := r.opts.NewBuilder
 	if newBuilder == nil {
-		var bopts []builder.Option
-		if b := r.p.Builder; b != nil && b.TLS != nil {
-			bopts = append(bopts, builder.WithTLS(builder.TLSConfig{
-				CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
-			}))
-		}
 		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
-			return builder.New(ctx, endpoint, bopts...)
+			return builder.New(ctx, endpoint, r.bopts...)
 		}
 	}
-	r.bld, err = newBuilder(ctx, endpoint)
+	r.bld, err = newBuilder(ctx, r.endpoint)
 	if err != nil {
 		return err
 	}
+	sel := r.bld.Selection()
+	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	r.log("builder: %s %s (%s)", sel.Kind, sel.Endpoint, sel.Origin)
 	// The engine's native platform is needed for images that name none; a dry run asks in any
 	// case, to check that the engine answers. Otherwise the build itself finds out.
 	needInfo := r.opts.DryRun
@@ -383,7 +532,6 @@ func (r *run) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.log("builder: %s", info.Endpoint)
 	for _, ir := range r.images {
 		if len(ir.out.Platforms) == 0 {
 			ir.out.Platforms = []string{info.NativePlatform}
@@ -418,21 +566,6 @@ func (r *run) current(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// workdir names the build context inside the source, for the fingerprint.
-func workdir(s params.Source) string {
-	switch {
-	case s.GitRepo != nil:
-		return s.GitRepo.Workdir
-	case s.BuildContext != nil:
-		return s.BuildContext.Subdir
-	case s.Tar != nil:
-		return s.Tar.Workdir
-	case s.Local != nil:
-		return s.Local.Path + "\x00" + s.Local.Workdir
-	}
-	return ""
 }
 
 // plan reports, in a dry run, what would change. An image is unchanged when all its tags
@@ -484,6 +617,9 @@ func (r *run) build(ctx context.Context) error {
 			Repository:  ir.out.Repository,
 			Insecure:    r.p.Target.Registry.Insecure,
 			Credentials: r.credentials(ctx),
+			Publisher:   r.reg,
+			Secrets:     ir.secrets,
+			SSH:         ir.ssh,
 			Progress:    r.opts.Progress,
 		})
 		if err != nil {
@@ -506,13 +642,24 @@ func buildStep(err error) string {
 	return result.StepBuild
 }
 
-func (r *run) credentials(ctx context.Context) func(host string) (string, string, bool) {
-	return func(host string) (string, string, bool) {
+// credentials answers the builder's credential requests (pulls of base images, a buildkit
+// endpoint's push) from the registry client: the params' credentials for their registry, else
+// the Docker config and its credential helpers — one keychain for every path. A helper that
+// fails is an error that fails the pull, naming the helper.
+func (r *run) credentials(ctx context.Context) func(host string) (string, string, error) {
+	return func(host string) (string, string, error) {
 		c, ok, err := r.reg.Auth(ctx, host)
-		if err != nil || !ok {
-			return "", "", false
+		switch {
+		case err != nil:
+			return "", "", err
+		case !ok:
+			return "", "", nil
+		case c.IdentityToken != "":
+			return "", c.IdentityToken, nil
+		case c.RegistryToken != "" && c.Password == "":
+			return "", "", fmt.Errorf("the Docker config holds a registry token for %s, which BuildKit cannot use; log in with a user name and password or an identity token", host)
 		}
-		return c.Username, c.Password, true
+		return c.Username, c.Password, nil
 	}
 }
 

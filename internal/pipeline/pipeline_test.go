@@ -16,6 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/params"
@@ -24,15 +27,35 @@ import (
 
 // fakeBuilder "builds" an image whose config holds the request's labels and build args, and
 // pushes it by digest, as the real drivers do. It fails for targets named "fail".
-type fakeBuilder struct{ builds atomic.Int32 }
+type fakeBuilder struct {
+	builds  atomic.Int32
+	ignores []string // the .dockerignore beside each built Dockerfile ("" when none)
+}
+
+func (f *fakeBuilder) Selection() builder.Selection {
+	return builder.Selection{Kind: "buildkit", Endpoint: "fake://", Origin: builder.OriginExplicit}
+}
 
 func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
 	return builder.Info{Kind: "buildkit", Endpoint: "fake://", NativePlatform: "linux/amd64"}, nil
 }
 
-func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Result, error) {
+func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Built, error) {
 	f.builds.Add(1)
+	ign, _ := os.ReadFile(req.Dockerfile + ".dockerignore")
+	f.ignores = append(f.ignores, string(ign))
 	switch req.Target {
+	case "leak":
+		// A build whose output and error quote the secrets it was given.
+		leak := string(req.Secrets["tok"])
+		if req.Progress != nil {
+			d := digest.FromString("leak")
+			req.Progress(&client.SolveStatus{
+				Vertexes: []*client.Vertex{{Digest: d, Name: "RUN echo " + leak}},
+				Logs:     []*client.VertexLog{{Vertex: d, Data: []byte("token " + leak[:3])}, {Vertex: d, Data: []byte(leak[3:] + "\n")}},
+			})
+		}
+		return nil, errors.New("step failed: " + leak)
 	case "fail":
 		return nil, errors.New("RUN false: exit code 1")
 	case "push":
@@ -58,7 +81,7 @@ func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Re
 	if err := remote.Write(ref, img); err != nil {
 		return nil, err
 	}
-	return &builder.Result{Digest: d.String(), Platforms: []string{"linux/amd64"}, Endpoint: "fake://"}, nil
+	return &builder.Built{Digest: d.String(), Platforms: []string{"linux/amd64"}, Endpoint: "fake://"}, nil
 }
 
 func (f *fakeBuilder) Close() error { return nil }
@@ -109,12 +132,21 @@ func (f *fixture) run(t *testing.T, p params.BuildParams, dryRun bool) (*result.
 	return res, err
 }
 
+// digest is what image:tag points at, "" when the tag does not exist; any other registry
+// error fails the test (so "the tag did not move" cannot hold because the registry is down).
 func (f *fixture) digest(t *testing.T, image, tag string) string {
 	t.Helper()
-	ref, _ := name.ParseReference(f.host+"/"+image+":"+tag, name.Insecure)
-	d, err := remote.Head(ref)
+	ref, err := name.ParseReference(f.host+"/"+image+":"+tag, name.Insecure)
 	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Head(ref)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 		return ""
+	}
+	if err != nil {
+		t.Fatalf("resolving %s: %v", ref, err)
 	}
 	return d.Digest.String()
 }
@@ -131,6 +163,10 @@ func TestAllOrNothing(t *testing.T) {
 	}
 	if res.Failed == nil || res.Failed.Image != f.host+"/app:two" || res.Changed {
 		t.Fatalf("result %+v", res)
+	}
+	// A failed request still names the engine it ran on.
+	if res.Builder == nil || *res.Builder != (result.Builder{Kind: "buildkit", Endpoint: "fake://"}) {
+		t.Errorf("builder %+v, want the fake's selection", res.Builder)
 	}
 	if d := f.digest(t, "app", "one"); d != "" {
 		t.Fatalf("tag one moved although two failed: %s", d)
@@ -149,6 +185,9 @@ func TestIdempotentAndDryRun(t *testing.T) {
 	res, err := f.run(t, p, true)
 	if err != nil || !res.Changed || !res.DryRun || f.bld.builds.Load() != 0 || f.digest(t, "app", "v1") != "" {
 		t.Fatalf("dry run: %v %+v, builds %d", err, res, f.bld.builds.Load())
+	}
+	if res.Builder == nil || res.Builder.Kind != "buildkit" || res.Builder.Endpoint != "fake://" {
+		t.Errorf("dry run: builder %+v", res.Builder)
 	}
 	res, err = f.run(t, p, false)
 	if err != nil || !res.Changed || res.Images[0].Digest == "" {
@@ -215,5 +254,86 @@ func TestInjectErrorBeforeBuild(t *testing.T) {
 	}
 	if f.bld.builds.Load() != 0 {
 		t.Fatal("built although an injection failed")
+	}
+}
+
+// TestEvilSources: files read from a source keep to it. A Dockerfile.dockerignore that is an
+// absolute symlink (testdata/evil) must not make the run read a host file.
+func TestEvilSources(t *testing.T) {
+	f := newFixture(t)
+	evil, _ := filepath.Abs("testdata/evil/dockerignore-abs-symlink")
+	p := f.params(params.Image{Image: "evil", Tag: "v", Base: "alpine"})
+	p.Source.Local.Path = evil
+	res, err := f.run(t, p, false)
+	if err == nil || res.Failed == nil || res.Failed.Step != result.StepInject || !strings.Contains(err.Error(), "Dockerfile.dockerignore") {
+		t.Fatalf("want an inject failure naming Dockerfile.dockerignore, got %v (%+v)", err, res.Failed)
+	}
+	if f.bld.builds.Load() != 0 {
+		t.Fatal("built although the source is hostile")
+	}
+
+	fine, _ := filepath.Abs("testdata/evil/dockerignore-rel-symlink")
+	p = f.params(params.Image{Image: "fine", Tag: "v", Base: "alpine"})
+	p.Source.Local.Path = fine
+	if _, err := f.run(t, p, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.bld.ignores) != 1 || f.bld.ignores[0] != "secret.txt\n" {
+		t.Fatalf("the injected Dockerfile's .dockerignore = %q, want the source's", f.bld.ignores)
+	}
+}
+
+// TestRunMasksEverything: whatever the builder reports (progress, log lines, errors) reaches the
+// caller masked, also through a callback that is not a redacting writer (the TTY display).
+func TestRunMasksEverything(t *testing.T) {
+	f := newFixture(t)
+	const secret = "s3cret-value-91"
+	p := f.params(params.Image{Image: "leak", Tag: "v", Target: "leak"})
+	p.Secrets = map[string]params.Secret{"tok": {Value: secret}}
+	var events []*client.SolveStatus
+	var lines []string
+	res, err := Run(context.Background(), p, Options{
+		TempDir:    t.TempDir(),
+		NewBuilder: func(context.Context, string) (builder.Builder, error) { return f.bld, nil },
+		Progress:   func(s *client.SolveStatus) { events = append(events, s) },
+		Log:        func(l string) { lines = append(lines, l) },
+	})
+	if err == nil {
+		t.Fatal("the leaking build succeeded")
+	}
+	var all strings.Builder
+	for _, e := range events {
+		for _, v := range e.Vertexes {
+			all.WriteString(v.Name + "\n")
+		}
+		for _, l := range e.Logs {
+			all.Write(l.Data)
+		}
+	}
+	all.WriteString(strings.Join(lines, "\n") + err.Error() + res.Failed.Error)
+	if strings.Contains(all.String(), secret) || strings.Contains(all.String(), "s3c") && strings.Contains(all.String(), "ret-value-91") {
+		t.Fatalf("secret passed the run:\n%s", all.String())
+	}
+	if !strings.Contains(all.String(), "RUN echo ********") || !strings.Contains(all.String(), "token ********") {
+		t.Fatalf("the events did not arrive masked:\n%s", all.String())
+	}
+}
+
+// TestBadEndpointFailsFirst: an engine that cannot be chosen fails the run before the source is
+// fetched (the module and TOSCA get the CLI's early refusal too), and a failure in a later step
+// still names the chosen engine.
+func TestBadEndpointFailsFirst(t *testing.T) {
+	f := newFixture(t)
+	p := f.params(params.Image{Image: "app", Tag: "v"})
+	p.Source.Local.Path = filepath.Join(f.dir, "does-not-exist") // fetching would fail at source
+	p.Builder = &params.Builder{Endpoint: "mybuilder"}
+	res, err := Run(context.Background(), p, Options{TempDir: t.TempDir()})
+	if err == nil || res.Failed == nil || res.Failed.Step != result.StepCheck || !strings.Contains(err.Error(), "mybuilder") {
+		t.Fatalf("want a check failure naming the endpoint before the source step, got %v (%+v)", err, res.Failed)
+	}
+	p.Builder.Endpoint = "tcp://127.0.0.1:1"
+	res, err = Run(context.Background(), p, Options{TempDir: t.TempDir()})
+	if err == nil || res.Failed.Step != result.StepSource || res.Builder == nil || res.Builder.Endpoint != "tcp://127.0.0.1:1" {
+		t.Fatalf("a source failure: %v, builder %+v", err, res.Builder)
 	}
 }

@@ -8,22 +8,60 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/term"
 )
 
-// Modes.
+// Modes, named as buildx and buildctl name them (--progress, BUILDKIT_PROGRESS).
 const (
-	Auto  = "auto"
-	Plain = "plain"
-	TTY   = "tty"
-	JSON  = "json"
-	Quiet = "quiet"
+	Auto    = "auto"
+	Plain   = "plain"
+	TTY     = "tty"
+	RawJSON = "rawjson" // BuildKit's status events, one JSON object per line
+	JSON    = "json"    // an alias of rawjson
+	Quiet   = "quiet"
 )
+
+// Modes lists the accepted modes, for help texts and completion.
+var Modes = []string{Auto, Plain, TTY, RawJSON, JSON, Quiet}
+
+// EnvMode is the environment variable buildx and buildctl read for the progress mode.
+const EnvMode = "BUILDKIT_PROGRESS"
+
+// ResolveMode decides the mode as buildx does: the flag when given (flag != ""), else
+// BUILDKIT_PROGRESS when set (env), else auto; auto is tty when the output is a terminal and
+// plain otherwise. It returns plain, tty, rawjson or quiet.
+func ResolveMode(flag, env string, terminal bool) (string, error) {
+	mode, from := flag, "--progress"
+	if mode == "" {
+		mode, from = strings.TrimSpace(env), EnvMode
+	}
+	switch strings.ToLower(mode) {
+	case "", Auto:
+		if terminal {
+			return TTY, nil
+		}
+		return Plain, nil
+	case Plain:
+		return Plain, nil
+	case TTY:
+		if !terminal {
+			return "", fmt.Errorf("%s %s: standard error is not a terminal (use plain or auto)", from, mode)
+		}
+		return TTY, nil
+	case RawJSON, JSON:
+		return RawJSON, nil
+	case Quiet:
+		return Quiet, nil
+	}
+	return "", fmt.Errorf("%s: unknown progress mode %q (want %s)", from, mode, strings.Join(Modes, ", "))
+}
 
 // Printer renders events until Close.
 type Printer struct {
@@ -35,23 +73,26 @@ type Printer struct {
 	n      int
 }
 
-// New starts a printer on w. mode is auto, plain, tty, json or quiet; auto picks tty when w is a
-// terminal.
+// New starts a printer on w. mode is one of [Modes]; auto picks tty when w is a terminal.
 func New(w io.Writer, mode string) (*Printer, error) {
 	var m progressui.DisplayMode
 	switch mode {
 	case "", Auto:
-		m = progressui.AutoMode
+		if IsTerminal(w) {
+			m = progressui.TtyMode
+		} else {
+			m = progressui.PlainMode
+		}
 	case Plain:
 		m = progressui.PlainMode
 	case TTY:
 		m = progressui.TtyMode
-	case JSON:
+	case RawJSON, JSON:
 		m = progressui.RawJSONMode
 	case Quiet:
 		m = progressui.QuietMode
 	default:
-		return nil, fmt.Errorf("unknown progress mode %q (want auto, plain, tty, json or quiet)", mode)
+		return nil, fmt.Errorf("unknown progress mode %q (want %s)", mode, strings.Join(Modes, ", "))
 	}
 	d, err := progressui.NewDisplay(w, m)
 	if err != nil {
@@ -67,14 +108,11 @@ func New(w io.Writer, mode string) (*Printer, error) {
 	return p, nil
 }
 
-// IsTerminal reports whether w is a terminal.
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+// IsTerminal reports whether f (a writer or reader) is a terminal: an *os.File the terminal
+// ioctl accepts. Character devices that are not terminals (/dev/null) are not.
+func IsTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 // Status forwards a BuildKit status event.

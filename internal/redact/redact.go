@@ -1,15 +1,28 @@
-// Package redact masks secret values (passwords, tokens) in strings, byte streams and errors.
-// Every front end routes what it prints through a Redactor built from the request's secrets, as
-// a last line of defence: the packages below it are written to never put a secret in a message
-// in the first place.
+// Package redact is the one place that decides how secrets are kept out of what imagebuilder
+// shows or stores: results, progress, logs, errors, validation messages, module facts, TOSCA
+// attributes and image labels.
+//
+// Two mechanisms, used together:
+//
+//   - [URL] renders a URL for display: user information is dropped (a user name too: tokens
+//     travel as user names, and a build host's accounts are nobody's business) and the value of
+//     every query parameter is masked, keeping the keys (https://host/Dockerfile?token=********).
+//     Every URL or address that imagebuilder prints or stores goes through it.
+//   - A [Redactor] masks known secret values wherever they turn up, as a last line of defence:
+//     in strings, errors and byte streams. It knows each secret in the forms in which it
+//     travels: plain, URL-encoded, JSON-escaped, and base64 "user:password" (Basic
+//     authorization, Docker config "auth" entries). Secrets can be added while a run goes on
+//     (credentials read from the Docker config, bearer tokens a registry hands out), and a
+//     Redactor is safe for concurrent use.
 package redact
 
 import (
-	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/url"
-	"sort"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -17,48 +30,233 @@ import (
 // Mask replaces every secret.
 const Mask = "********"
 
-// Redactor replaces secret values with Mask. The zero value and nil redact nothing.
+// minDerived is the shortest value taken as a secret when it is derived from a URL (a query
+// value, a user name that stands alone) rather than given as a secret: short values such as
+// "main", "1" or "git" are not credentials, and masking them everywhere would garble output.
+const minDerived = 8
+
+// Redactor replaces secret values with Mask and raw credential-bearing URLs with their
+// display form. The zero value is ready to use; a nil *Redactor redacts nothing.
 type Redactor struct {
-	secrets []string // longest first, so a secret containing another is masked whole
+	mu       sync.Mutex
+	pairs    map[string]string // text -> replacement
+	replacer *strings.Replacer // rebuilt lazily after additions
+	longest  int               // length of the longest text
 }
 
-// New returns a Redactor for the given secrets; empty strings are ignored. The URL-encoded and
-// query-encoded forms of each secret are masked too, since URLs and headers carry them encoded.
+// New returns a Redactor that masks the given secrets; empty strings are ignored.
 func New(secrets ...string) *Redactor {
-	seen := map[string]bool{}
-	var out []string
+	r := &Redactor{}
+	r.Add(secrets...)
+	return r
+}
+
+// Add masks each secret in its plain, URL-encoded and JSON-escaped forms. A secret spanning
+// several lines (a key file) is also masked line by line, so that output cut at line breaks
+// cannot show it.
+func (r *Redactor) Add(secrets ...string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, s := range secrets {
-		js, _ := json.Marshal(s)
-		jsonForm := strings.Trim(string(js), `"`)
-		for _, v := range []string{s, url.QueryEscape(s), url.PathEscape(s), jsonForm} {
-			if v != "" && !seen[v] {
-				seen[v] = true
-				out = append(out, v)
+		r.addForms(s)
+		if strings.ContainsAny(s, "\r\n") {
+			for _, line := range strings.FieldsFunc(s, func(c rune) bool { return c == '\n' || c == '\r' }) {
+				if line = strings.TrimSpace(line); len(line) >= 4 {
+					r.addForms(line)
+				}
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return &Redactor{secrets: out}
+}
+
+// addForms adds s in the forms it travels in; r.mu is held.
+func (r *Redactor) addForms(s string) {
+	if s == "" {
+		return
+	}
+	js, _ := json.Marshal(s)
+	for _, v := range []string{s, url.QueryEscape(s), url.PathEscape(s), strings.Trim(string(js), `"`)} {
+		r.set(v, Mask)
+	}
+}
+
+// set records one replacement; r.mu is held. A secret wins over a URL rewrite of the same text.
+func (r *Redactor) set(text, with string) {
+	if text == "" || text == with {
+		return
+	}
+	if r.pairs == nil {
+		r.pairs = map[string]string{}
+	}
+	if prev, ok := r.pairs[text]; ok && (prev == with || prev == Mask) {
+		return
+	}
+	r.pairs[text] = with
+	r.replacer = nil
+	r.longest = max(r.longest, len(text))
+}
+
+// AddBasic masks a password together with the base64 "user:password" forms that Basic
+// authorization headers and Docker config "auth" entries carry.
+func (r *Redactor) AddBasic(user, password string) {
+	if r == nil || password == "" {
+		return
+	}
+	r.Add(password)
+	pair := []byte(user + ":" + password)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		r.set(enc.EncodeToString(pair), Mask)
+	}
+}
+
+// AddAuthorization masks the credential of an HTTP Authorization header value
+// ("Bearer TOKEN", "Basic BASE64").
+func (r *Redactor) AddAuthorization(header string) {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return
+	}
+	if scheme, cred, ok := strings.Cut(header, " "); ok {
+		cred = strings.TrimSpace(cred)
+		if strings.EqualFold(scheme, "basic") {
+			if dec, err := base64.StdEncoding.DecodeString(cred); err == nil {
+				if user, pass, ok := strings.Cut(string(dec), ":"); ok {
+					r.AddBasic(user, pass)
+				}
+			}
+		}
+		r.Add(cred)
+		return
+	}
+	r.Add(header)
+}
+
+// AddURL makes raw (and its escaped forms) print as URL(raw), and masks its credentials
+// wherever else they turn up: the password of its user information, a user name that stands
+// alone in an http(s) URL (tokens are passed that way), and query or fragment values of eight
+// characters or more.
+func (r *Redactor) AddURL(raw string) {
+	if r == nil || raw == "" {
+		return
+	}
+	shown := URL(raw)
+	if shown == raw {
+		return
+	}
+	r.Add(urlSecrets(raw)...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, form := range []string{raw, strings.Trim(mustJSON(raw), `"`)} {
+		r.set(form, shown)
+	}
+	if u, err := url.Parse(raw); err == nil && u.RawQuery != "" {
+		r.set("?"+u.RawQuery, "?"+maskPairs(u.RawQuery))
+	}
+}
+
+// urlSecrets finds the credentials in a URL textually, so that URLs which do not parse, or
+// parse in surprising ways, give them up too.
+func urlSecrets(raw string) []string {
+	var out []string
+	add := func(v string) {
+		out = append(out, v)
+		if dec, err := url.PathUnescape(v); err == nil && dec != v {
+			out = append(out, dec)
+		}
+	}
+	rest := raw
+	var userinfo string
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest = raw[i+3:]
+		if m := textUserinfo.FindStringSubmatch(raw[i:]); m != nil {
+			userinfo = strings.TrimSuffix(strings.TrimPrefix(m[0], "://"), "@")
+		}
+	} else if m := scpUserinfo.FindStringSubmatch(raw); m != nil {
+		userinfo = strings.TrimSuffix(m[0], "@")
+	}
+	if userinfo != "" {
+		user, pass, _ := strings.Cut(userinfo, ":")
+		if pass != "" {
+			add(pass)
+		}
+		if (pass == "" || strings.Contains(user, "@")) && len(user) >= minDerived && !strings.HasPrefix(strings.ToLower(raw), "ssh") {
+			add(user) // a token passed as the user name
+		}
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		for _, part := range strings.FieldsFunc(rest[i+1:], func(c rune) bool { return c == '&' || c == ';' || c == '?' || c == '#' }) {
+			if k, v, ok := strings.Cut(part, "="); ok && len(v) >= minDerived && !publicKeys[strings.ToLower(k)] {
+				add(v)
+				if dec, err := url.QueryUnescape(v); err == nil && dec != v {
+					out = append(out, dec)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func mustJSON(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // String masks the secrets in s.
 func (r *Redactor) String(s string) string {
-	if r == nil {
+	rep := r.current()
+	if rep == nil {
 		return s
 	}
-	for _, sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, Mask)
-	}
-	return s
+	return rep.Replace(s)
 }
 
-// Error returns an error whose message is masked; nil stays nil. errors.Is/As still see the
-// original chain.
+// current returns the replacer for the secrets known now, or nil when there are none.
+func (r *Redactor) current() *strings.Replacer {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pairs) == 0 {
+		return nil
+	}
+	if r.replacer == nil {
+		texts := make([]string, 0, len(r.pairs))
+		for t := range r.pairs {
+			texts = append(texts, t)
+		}
+		// Longest first, so that a secret containing another is replaced whole.
+		slices.SortFunc(texts, func(a, b string) int {
+			if len(a) != len(b) {
+				return len(b) - len(a)
+			}
+			return strings.Compare(a, b)
+		})
+		args := make([]string, 0, 2*len(texts))
+		for _, t := range texts {
+			args = append(args, t, r.pairs[t])
+		}
+		r.replacer = strings.NewReplacer(args...)
+	}
+	return r.replacer
+}
+
+// Error returns an error whose message is masked; nil stays nil. errors.Is and errors.As still
+// see the original chain.
 func (r *Redactor) Error(err error) error {
-	if err == nil || r == nil || len(r.secrets) == 0 {
+	if err == nil || r.current() == nil {
 		return err
 	}
-	return &redacted{msg: r.String(err.Error()), err: err}
+	msg := r.String(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{msg: msg, err: err}
 }
 
 type redacted struct {
@@ -69,14 +267,17 @@ type redacted struct {
 func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
-// Writer returns a writer that masks secrets before writing to w. It buffers up to the last
-// line break so a secret split across two writes is still masked; Close (or Flush) writes the
-// rest.
+// Writer returns a writer that masks secrets before writing to w. It writes whole lines, and
+// when a line grows past 64 KiB it writes up to a point that no secret straddles, so a secret
+// split across writes is still masked. Close (or Flush) writes the rest.
 func (r *Redactor) Writer(w io.Writer) *Writer {
 	return &Writer{r: r, w: w}
 }
 
-// Writer masks secrets line by line.
+// flushAt is the size at which a Writer writes out part of a line with no line break yet.
+const flushAt = 64 << 10
+
+// Writer masks secrets in a byte stream.
 type Writer struct {
 	mu  sync.Mutex
 	r   *Redactor
@@ -88,19 +289,64 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
-	i := bytes.LastIndexAny(w.buf, "\n\r")
-	if i < 0 {
-		if len(w.buf) < 64<<10 {
-			return len(p), nil
-		}
-		i = len(w.buf) - 1
+	cut := 0
+	if i := lastBreak(w.buf); i >= 0 {
+		cut = i + 1
 	}
-	out := w.r.String(string(w.buf[:i+1]))
-	w.buf = append(w.buf[:0], w.buf[i+1:]...)
-	if _, err := io.WriteString(w.w, out); err != nil {
+	if len(w.buf)-cut >= flushAt {
+		cut = w.r.safeCut(w.buf)
+	}
+	if cut == 0 {
+		return len(p), nil
+	}
+	if err := w.emit(cut); err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+func lastBreak(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '\n' || b[i] == '\r' {
+			return i
+		}
+	}
+	return -1
+}
+
+// emit masks and writes buf[:n] and keeps the rest; w.mu is held.
+func (w *Writer) emit(n int) error {
+	out := w.r.String(string(w.buf[:n]))
+	w.buf = append(w.buf[:0], w.buf[n:]...)
+	_, err := io.WriteString(w.w, out)
+	return err
+}
+
+// safeCut returns how much of b can be masked and written now: all but the last
+// (longest secret - 1) bytes, moved back to the start of any secret that straddles the cut.
+func (r *Redactor) safeCut(b []byte) int {
+	if r == nil {
+		return len(b)
+	}
+	r.mu.Lock()
+	longest := r.longest
+	texts := make([]string, 0, len(r.pairs))
+	for t := range r.pairs {
+		texts = append(texts, t)
+	}
+	r.mu.Unlock()
+	cut := max(len(b)-max(longest-1, 0), 0)
+	for moved := true; moved && cut > 0; {
+		moved = false
+		for _, t := range texts {
+			lo := max(cut-len(t)+1, 0)
+			hi := min(cut+len(t)-1, len(b))
+			if i := strings.Index(string(b[lo:hi]), t); i >= 0 && lo+i < cut {
+				cut, moved = lo+i, true
+			}
+		}
+	}
+	return cut
 }
 
 // Flush writes whatever is buffered.
@@ -110,11 +356,102 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	out := w.r.String(string(w.buf))
-	w.buf = w.buf[:0]
-	_, err := io.WriteString(w.w, out)
-	return err
+	return w.emit(len(w.buf))
 }
 
 // Close flushes.
 func (w *Writer) Close() error { return w.Flush() }
+
+// URL returns s, a URL or address, as it may be shown or stored: without user information and
+// with the value of every query parameter (and of every key=value pair in the fragment)
+// masked, keys kept. scp-like addresses (user@host:path) lose their user too. Strings that are
+// not URLs come back unchanged; a URL that does not parse is cleaned textually.
+func URL(s string) string {
+	if !strings.Contains(s, "://") {
+		if m := scpUser.FindString(s); m != "" {
+			return s[len(m):]
+		}
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return cleanText(s)
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = maskPairs(u.RawQuery)
+	}
+	if u.Fragment != "" && strings.Contains(u.Fragment, "=") {
+		u.RawFragment = maskPairs(u.EscapedFragment())
+		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+	}
+	return u.String()
+}
+
+var (
+	// scpUserinfo matches "user:password@" at the start of an scp-like address (no scheme).
+	scpUserinfo = regexp.MustCompile(`^([^@/:\s]+):([^@/\s]*)@`)
+	// scpUser matches "user@" or "user:password@" at the start of one.
+	scpUser = regexp.MustCompile(`^[^@/:\s]+(:[^@/\s]*)?@`)
+)
+
+// publicKeys are query keys whose values are settings, never credentials: BuildKit's
+// connection helpers take them (kube-pod://POD?namespace=NS&context=CTX).
+var publicKeys = map[string]bool{"namespace": true, "context": true}
+
+// maskPairs masks the value of every key=value pair of a raw query or fragment, except for the
+// few keys known to hold settings (publicKeys).
+func maskPairs(raw string) string {
+	var b strings.Builder
+	start := 0
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '&' && raw[i] != ';' {
+			continue
+		}
+		part := raw[start:i]
+		if k, v, ok := strings.Cut(part, "="); ok && v != "" && !publicKeys[strings.ToLower(k)] {
+			part = k + "=" + Mask
+		}
+		b.WriteString(part)
+		if i < len(raw) {
+			b.WriteByte(raw[i])
+		}
+		start = i + 1
+	}
+	return b.String()
+}
+
+var (
+	textUserinfo = regexp.MustCompile(`(://)[^/?#]*@`)
+	textQuery    = regexp.MustCompile(`([?&;#][^=&;#]*=)[^&;#]+`)
+)
+
+// cleanText is URL for strings that do not parse as URLs.
+func cleanText(s string) string {
+	s = textUserinfo.ReplaceAllString(s, "$1")
+	return textQuery.ReplaceAllString(s, "${1}"+Mask)
+}
+
+// Strings calls fn for every string (and number, as text) in doc, decoded JSON (maps, slices,
+// strings, numbers), with the key of the map entry that holds it, or of the list that does
+// ("" at the top).
+func Strings(doc any, fn func(key, s string)) {
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				walk(e, k)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e, key)
+			}
+		case string:
+			fn(key, v)
+		case json.Number:
+			fn(key, v.String())
+		}
+	}
+	walk(doc, "")
+}

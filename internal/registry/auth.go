@@ -8,11 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 
+	"github.com/docker/cli/cli/config"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // Credentials for one registry. Formatting them (fmt, slog, encoding/json) never shows a
@@ -29,8 +33,6 @@ type Credentials struct {
 	RegistryToken string
 }
 
-const redacted = "***"
-
 func (c Credentials) empty() bool { return c == Credentials{} }
 
 func (c Credentials) redacted() map[string]string {
@@ -40,7 +42,7 @@ func (c Credentials) redacted() map[string]string {
 	}
 	for k, v := range map[string]string{"password": c.Password, "identityToken": c.IdentityToken, "registryToken": c.RegistryToken} {
 		if v != "" {
-			m[k] = redacted
+			m[k] = redact.Mask
 		}
 	}
 	return m
@@ -120,23 +122,51 @@ func (c *Client) credentials(ctx context.Context, r authn.Resource) (Credentials
 		return creds, nil
 	}
 	a, err := authn.Resolve(ctx, c.fallback, r)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("reading credentials for %s from the Docker config: %w", host, err)
+	if err == nil {
+		var cfg *authn.AuthConfig
+		if cfg, err = authn.Authorization(ctx, a); err == nil {
+			creds := credentialsFromConfig(*cfg)
+			c.addCredentials(creds)
+			return creds, nil
+		}
 	}
-	cfg, err := authn.Authorization(ctx, a)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("reading credentials for %s from the Docker config: %w", host, err)
+	// A credential helper that is missing or fails is an error naming it, not an anonymous
+	// attempt that a registry answers with an unexplained 401 later.
+	if helper := c.credentialHelper(host); helper != "" {
+		return Credentials{}, fmt.Errorf("reading credentials for %s: credential helper %q (docker-credential-%s, configured in %s): %w",
+			host, helper, helper, filepath.Join(config.Dir(), config.ConfigFileName), err)
 	}
-	creds := credentialsFromConfig(*cfg)
-	c.secrets.addCredentials(creds)
-	return creds, nil
+	return Credentials{}, fmt.Errorf("reading credentials for %s from the Docker config: %w", host, err)
+}
+
+// credentialHelper names the credential helper the Docker config assigns to host ("" when
+// none, or when the client does not read the Docker config).
+func (c *Client) credentialHelper(host string) string {
+	if c.fallback != authn.DefaultKeychain {
+		return ""
+	}
+	cf, err := config.Load(config.Dir())
+	if err != nil {
+		return ""
+	}
+	for _, key := range []string{host, "https://" + host, "http://" + host} {
+		if h := cf.CredentialHelpers[key]; h != "" {
+			return h
+		}
+	}
+	if host == name.DefaultRegistry {
+		if h := cf.CredentialHelpers[authn.DefaultAuthKey]; h != "" {
+			return h
+		}
+	}
+	return cf.CredentialsStore
 }
 
 // Auth reports the credentials the client uses for host (given as for [WithCredentials]) and
 // whether there are any; false means anonymous access. The builder forwards them to
 // BuildKit's session auth provider.
 func (c *Client) Auth(ctx context.Context, host string) (Credentials, bool, error) {
-	h, err := RegistryHost(host)
+	h, err := Host(host)
 	if err != nil {
 		return Credentials{}, false, c.fail(err)
 	}

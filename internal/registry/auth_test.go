@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/logs"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 )
 
@@ -377,7 +380,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 						t.Errorf("error leaks %q: %v", found, err)
 					}
 				}
-				if hostile && !strings.Contains(strings.Join(errorStrings(errs), "\n"), "***") {
+				if hostile && !strings.Contains(strings.Join(errorStrings(errs), "\n"), redact.Mask) {
 					t.Error("no error had anything redacted: the hostile registry did not quote the credentials")
 				}
 				if !strings.Contains(clientLog.String(), "registry request") {
@@ -444,5 +447,49 @@ func TestCredentialsFormatting(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), user) {
 		t.Errorf("formatted credentials lost the user name:\n%s", out.String())
+	}
+}
+
+// TestCredentialHelpers: a credential helper the Docker config names that is missing or fails
+// is an error naming it, not an anonymous attempt.
+func TestCredentialHelpers(t *testing.T) {
+	ctx := context.Background()
+	bin := t.TempDir()
+	// A helper that crashes, and one that answers.
+	writeScript(t, filepath.Join(bin, "docker-credential-ib-crash"), "#!/bin/sh\necho 'keyring locked' >&2\nexit 3\n")
+	writeScript(t, filepath.Join(bin, "docker-credential-ib-good"), "#!/bin/sh\nread host\necho '{\"ServerURL\":\"'$host'\",\"Username\":\"u\",\"Secret\":\""+canaryPassword+"\"}'\n")
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dockerConfig(t, nil)
+	cfg := `{"credHelpers": {"missing.example.com": "ib-missing", "crash.example.com": "ib-crash", "good.example.com": "ib-good"}}`
+	if err := os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t)
+	for host, want := range map[string]string{
+		"missing.example.com": `reading credentials for missing.example.com: credential helper "ib-missing" (docker-credential-ib-missing, configured in `,
+		"crash.example.com":   `reading credentials for crash.example.com: credential helper "ib-crash" (docker-credential-ib-crash, configured in `,
+	} {
+		_, _, err := c.Auth(ctx, host)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Auth(%s): err = %v\nwant %q", host, err, want)
+		}
+		// CheckPush stops there too, before any request.
+		if err := c.CheckPush(ctx, host+"/team/app"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckPush(%s): err = %v", host, err)
+		}
+	}
+	creds, ok, err := c.Auth(ctx, "good.example.com")
+	if err != nil || !ok || creds.Password != canaryPassword {
+		t.Errorf("a working helper: %v %v %v", creds, ok, err)
+	}
+	if _, ok, err := c.Auth(ctx, "none.example.com"); err != nil || ok {
+		t.Errorf("a host without a helper: %v %v", ok, err)
+	}
+}
+
+func writeScript(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

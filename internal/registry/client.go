@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // Client talks to OCI registries. It is safe for concurrent use; it reuses token exchanges
@@ -29,7 +32,7 @@ type Client struct {
 	retry     retryPolicy
 	userAgent string
 	log       *slog.Logger
-	secrets   *secrets
+	red       *redact.Redactor // shared with the caller when given, see WithRedactor
 	puller    *remote.Puller
 	pusher    *remote.Pusher
 }
@@ -49,7 +52,7 @@ func New(opts ...Option) (*Client, error) {
 		retry:     defaultRetry,
 		userAgent: o.userAgent,
 		log:       o.logger,
-		secrets:   &secrets{},
+		red:       o.redactor,
 	}
 	if c.fallback == nil {
 		c.fallback = authn.DefaultKeychain
@@ -57,17 +60,31 @@ func New(opts ...Option) (*Client, error) {
 	if o.retry != nil {
 		c.retry = *o.retry
 	}
+	if c.red == nil {
+		c.red = redact.New()
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for _, creds := range c.creds {
-		c.secrets.addCredentials(creds)
+		c.addCredentials(creds)
 	}
 	inner := o.transport
 	if inner == nil {
 		inner = remote.DefaultTransport
 	}
-	c.base = &guardTransport{c: c, inner: inner}
+	// Registries marked insecure get TLS without verification too (as Docker's
+	// insecure-registries and BuildKit's registry.insecure do); everything else is verified.
+	unverified := inner
+	if t, ok := inner.(*http.Transport); ok && len(c.insecure) > 0 {
+		t = t.Clone()
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
+		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // only for hosts marked insecure
+		unverified = t
+	}
+	c.base = &guardTransport{c: c, inner: inner, unverified: unverified}
 
 	ropts := []remote.Option{
 		remote.WithTransport(c.base),
@@ -120,7 +137,7 @@ func (c *Client) retryable(err error) bool {
 			errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 	}
 	if retry {
-		c.log.Warn("transient registry error; retrying while attempts remain", "error", c.secrets.scrub(err.Error()))
+		c.log.Warn("transient registry error; retrying while attempts remain", "error", c.scrub(err.Error()))
 	}
 	return retry
 }
@@ -144,12 +161,13 @@ func (c *Client) plainHTTP(host string) bool {
 // HTTP to hosts that are neither loopback nor insecure, records every Authorization value
 // as a secret, and logs each request without headers, bodies or query strings.
 type guardTransport struct {
-	c     *Client
-	inner http.RoundTripper
+	c          *Client
+	inner      http.RoundTripper
+	unverified http.RoundTripper // for https to hosts marked insecure
 }
 
 func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	g.c.secrets.addAuthorization(req.Header.Get("Authorization"))
+	g.c.red.AddAuthorization(req.Header.Get("Authorization"))
 	if req.URL.Scheme == "http" && !g.c.plainHTTP(req.URL.Host) {
 		if req.Body != nil {
 			req.Body.Close()
@@ -157,7 +175,11 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("refusing plain HTTP to %s: it is not a loopback address and not marked insecure", req.URL.Host)
 	}
 	start := time.Now()
-	resp, err := g.inner.RoundTrip(req)
+	inner := g.inner
+	if req.URL.Scheme == "https" && g.c.insecure[strings.ToLower(req.URL.Host)] {
+		inner = g.unverified
+	}
+	resp, err := inner.RoundTrip(req)
 	u := *req.URL
 	u.RawQuery, u.ForceQuery, u.User, u.Fragment = "", false, nil, ""
 	attrs := []slog.Attr{
@@ -166,7 +188,7 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		slog.Duration("duration", time.Since(start)),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", g.c.secrets.scrub(err.Error())))
+		attrs = append(attrs, slog.String("error", g.c.scrub(err.Error())))
 	} else {
 		attrs = append(attrs, slog.Int("status", resp.StatusCode))
 	}

@@ -43,7 +43,7 @@ func (c *Client) Delete(ctx context.Context, ref string) error {
 	if !isTag || !tagDeleteUnsupported(err) {
 		return c.fail(fmt.Errorf("deleting %q: %w", ref, err))
 	}
-	c.log.Debug("registry cannot delete tags; replacing the tag by a placeholder", "ref", ref, "error", c.secrets.scrub(err.Error()))
+	c.log.Debug("registry cannot delete tags; replacing the tag by a placeholder", "ref", ref, "error", c.scrub(err.Error()))
 	if err := c.untag(ctx, t); err != nil {
 		return c.fail(fmt.Errorf("deleting %q: %w", ref, err))
 	}

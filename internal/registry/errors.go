@@ -1,14 +1,9 @@
 package registry
 
 import (
-	"cmp"
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -80,80 +75,31 @@ func (c *Client) fail(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &clientError{msg: c.secrets.scrub(err.Error()), err: classify(err)}
+	msg := c.scrub(err.Error())
+	if strings.Contains(msg, plainAnswer) {
+		msg += " (the registry speaks plain HTTP: imagebuilder uses plain HTTP only for loopback registries and those marked insecure, and sends no credentials to any other)"
+	}
+	return &clientError{msg: msg, err: classify(err)}
 }
 
-// secrets is the set of strings a client must never let out: the credentials it was given or
-// read, and every Authorization value it sent (so bearer tokens from a token server too).
-type secrets struct {
-	mu       sync.Mutex
-	set      map[string]struct{}
-	replacer *strings.Replacer // rebuilt lazily after additions
-}
-
-func (s *secrets) add(vals ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range vals {
-		if v == "" {
-			continue
-		}
-		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
-			if _, ok := s.set[form]; !ok {
-				if s.set == nil {
-					s.set = map[string]struct{}{}
-				}
-				s.set[form] = struct{}{}
-				s.replacer = nil
-			}
-		}
-	}
-}
-
-func (s *secrets) addCredentials(c Credentials) {
-	s.add(c.Password, c.IdentityToken, c.RegistryToken)
-	if c.Password != "" {
-		s.add(base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password)))
-	}
-}
-
-// addAuthorization records the credential part of an Authorization header value.
-func (s *secrets) addAuthorization(header string) {
-	if header == "" {
-		return
-	}
-	if _, cred, ok := strings.Cut(header, " "); ok {
-		s.add(strings.TrimSpace(cred))
-		return
-	}
-	s.add(header)
-}
+// plainAnswer is how net/http reports an HTTPS request answered in plain HTTP.
+const plainAnswer = "server gave HTTP response to HTTPS client"
 
 // bearerBody is how go-containerregistry starts an error that quotes a token server's whole
 // answer, which may hold tokens the client never sent and so cannot know.
 const bearerBody = "no token in bearer response"
 
-func (s *secrets) scrub(msg string) string {
+// scrub masks every secret the client knows of in msg, and withholds a token server's answer
+// quoted in it.
+func (c *Client) scrub(msg string) string {
 	if i := strings.Index(msg, bearerBody); i >= 0 {
 		msg = msg[:i+len(bearerBody)] + " (response body withheld)"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.set) == 0 {
-		return msg
-	}
-	if s.replacer == nil {
-		vals := make([]string, 0, len(s.set))
-		for v := range s.set {
-			vals = append(vals, v)
-		}
-		// Longest first, so that a secret containing another is replaced whole.
-		slices.SortFunc(vals, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		pairs := make([]string, 0, 2*len(vals))
-		for _, v := range vals {
-			pairs = append(pairs, v, redacted)
-		}
-		s.replacer = strings.NewReplacer(pairs...)
-	}
-	return s.replacer.Replace(msg)
+	return c.red.String(msg)
+}
+
+// addCredentials makes the client mask creds from now on.
+func (c *Client) addCredentials(creds Credentials) {
+	c.red.AddBasic(creds.Username, creds.Password)
+	c.red.Add(creds.IdentityToken, creds.RegistryToken)
 }

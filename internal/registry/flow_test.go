@@ -5,10 +5,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -155,23 +156,14 @@ func TestDeleteWithoutDeletes(t *testing.T) {
 	}
 }
 
-// integrationEnv returns the values of the environment variables, skipping the test when
-// one is empty, or failing it when IMAGEBUILDER_REQUIRE_INTEGRATION=1.
+// integrationEnv returns the values of the named variables, through internal/testenv (skip,
+// or fail under IMAGEBUILDER_REQUIRE_INTEGRATION).
 func integrationEnv(t *testing.T, names ...string) []string {
 	t.Helper()
-	var vals, missing []string
-	for _, n := range names {
-		v := os.Getenv(n)
-		if v == "" {
-			missing = append(missing, n)
-		}
-		vals = append(vals, v)
-	}
-	if len(missing) > 0 {
-		if os.Getenv("IMAGEBUILDER_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("%s not set and IMAGEBUILDER_REQUIRE_INTEGRATION=1: start the test environment (eval \"$(scripts/testenv.sh env)\")", strings.Join(missing, ", "))
-		}
-		t.Skipf("%s not set (scripts/testenv.sh env); set IMAGEBUILDER_REQUIRE_INTEGRATION=1 to fail instead", strings.Join(missing, ", "))
+	env := testenv.Require(t, names...)
+	vals := make([]string, len(names))
+	for i, n := range names {
+		vals[i] = env[n]
 	}
 	return vals
 }

@@ -34,12 +34,12 @@ func IsLoopback(host string) bool {
 	return addr.Unmap().IsLoopback()
 }
 
-// RegistryHost returns the normalized registry host of s, which may be a bare host
+// Host returns the normalized registry host of s, which may be a bare host
 // ("registry.example.com:5000"), carry a scheme ("https://registry.example.com/") or a
 // namespace path ("ghcr.io/team", as in the build params' target.registry.url). Docker Hub's
 // aliases normalize like go-containerregistry's name package: "docker.io" and
 // "https://index.docker.io/v1/" both give "index.docker.io".
-func RegistryHost(s string) (string, error) {
+func Host(s string) (string, error) {
 	h := strings.TrimSpace(s)
 	if scheme, rest, ok := strings.Cut(h, "://"); ok {
 		switch strings.ToLower(scheme) {

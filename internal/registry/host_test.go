@@ -57,23 +57,23 @@ func TestRegistryHost(t *testing.T) {
 		{in: "exa mple.com", wantErr: "parsing registry host"},
 	}
 	for _, tt := range tests {
-		got, err := registry.RegistryHost(tt.in)
+		got, err := registry.Host(tt.in)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("RegistryHost(%q) = %q, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
+				t.Errorf("Host(%q) = %q, %v; want an error containing %q", tt.in, got, err, tt.wantErr)
 			}
 			if err != nil && strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("RegistryHost(%q): error leaks the password: %v", tt.in, err)
+				t.Errorf("Host(%q): error leaks the password: %v", tt.in, err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("RegistryHost(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("Host(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
 
-// userInfoMsg is RegistryHost's fixed error for input with user information.
+// userInfoMsg is Host's fixed error for input with user information.
 const userInfoMsg = "parsing registry host: it must not contain user information (user:password@)"
 
 func FuzzRegistryHost(f *testing.F) {
@@ -81,7 +81,7 @@ func FuzzRegistryHost(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := registry.RegistryHost(s)
+		got, err := registry.Host(s)
 		if err != nil {
 			// What stands before an "@" may be a password: it must not be echoed.
 			if i := strings.LastIndex(s, "@"); i >= 0 {
@@ -96,11 +96,11 @@ func FuzzRegistryHost(f *testing.F) {
 			return
 		}
 		if got == "" || strings.ContainsAny(got, "/@ ") {
-			t.Errorf("RegistryHost(%q) = %q: not a bare host", s, got)
+			t.Errorf("Host(%q) = %q: not a bare host", s, got)
 		}
-		again, err := registry.RegistryHost(got)
+		again, err := registry.Host(got)
 		if err != nil || again != got {
-			t.Errorf("RegistryHost(%q) = %q, but RegistryHost(%q) = %q, %v", s, got, got, again, err)
+			t.Errorf("Host(%q) = %q, but Host(%q) = %q, %v", s, got, got, again, err)
 		}
 		_ = registry.IsLoopback(got)
 	})

@@ -65,6 +65,24 @@ func (c *Client) AssembleIndex(ctx context.Context, repo string, manifests []str
 	return h.String(), nil
 }
 
+// PushImage pushes img (manifest, config and layers) to repo by digest, creating no tag, and
+// returns its digest. Blobs the repository has are not uploaded again.
+func (c *Client) PushImage(ctx context.Context, repo string, img v1.Image) (string, error) {
+	r, err := c.parseRepo(repo)
+	if err != nil {
+		return "", c.fail(fmt.Errorf("pushing to %q: %w", repo, err))
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", c.fail(fmt.Errorf("pushing to %q: computing the manifest digest: %w", repo, err))
+	}
+	ref := r.Digest(d.String())
+	if err := c.pusher.Push(ctx, ref, img); err != nil {
+		return "", c.fail(fmt.Errorf("pushing %s: %w", ref, err))
+	}
+	return d.String(), nil
+}
+
 // childRef turns a digest or a digest reference into a digest reference in repo.
 func (c *Client) childRef(repo name.Repository, s string) (name.Digest, error) {
 	if _, err := v1.NewHash(s); err == nil {

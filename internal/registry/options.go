@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // Option configures a [Client]. Options that contradict each other make [New] fail.
@@ -21,6 +23,7 @@ type options struct {
 	retry     *retryPolicy
 	userAgent string
 	logger    *slog.Logger
+	redactor  *redact.Redactor
 }
 
 type retryPolicy struct {
@@ -32,12 +35,12 @@ type retryPolicy struct {
 var defaultRetry = retryPolicy{attempts: 3, backoff: 500 * time.Millisecond}
 
 // WithCredentials sets the credentials for one registry host. host may be given as in the
-// build params ("docker.io", "127.0.0.1:5000", "https://ghcr.io/team"; see [RegistryHost]).
+// build params ("docker.io", "127.0.0.1:5000", "https://ghcr.io/team"; see [Host]).
 // These credentials take precedence over the fallback keychain for that host. Giving different
 // credentials twice for one host is an error.
 func WithCredentials(host string, c Credentials) Option {
 	return func(o *options) error {
-		h, err := RegistryHost(host)
+		h, err := Host(host)
 		if err != nil {
 			return fmt.Errorf("WithCredentials: %w", err)
 		}
@@ -55,11 +58,14 @@ func WithCredentials(host string, c Credentials) Option {
 	}
 }
 
-// WithInsecure lets the client reach host over plain HTTP (it still tries HTTPS first).
-// Loopback hosts need not be listed: see [IsLoopback].
+// WithInsecure marks host insecure: the client reaches it over HTTPS without verifying its
+// certificate, or over plain HTTP (it tries HTTPS first), as Docker's insecure-registries and
+// BuildKit's registry.insecure do. Loopback hosts get plain HTTP without it (see
+// [IsLoopback]), but their TLS is verified; every other host needs TLS with a valid
+// certificate.
 func WithInsecure(host string) Option {
 	return func(o *options) error {
-		h, err := RegistryHost(host)
+		h, err := Host(host)
 		if err != nil {
 			return fmt.Errorf("WithInsecure: %w", err)
 		}
@@ -149,6 +155,23 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("WithLogger: given twice")
 		}
 		o.logger = l
+		return nil
+	}
+}
+
+// WithRedactor shares a redactor with the caller: the client masks every secret the redactor
+// knows in its errors and logs, and adds to it the secrets it learns (credentials read from
+// the Docker config, Authorization values it sends, bearer tokens among them), so the caller's
+// output masks them too. Without it the client keeps a redactor of its own.
+func WithRedactor(r *redact.Redactor) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("WithRedactor: nil redactor")
+		}
+		if o.redactor != nil && o.redactor != r {
+			return errors.New("WithRedactor: given twice")
+		}
+		o.redactor = r
 		return nil
 	}
 }

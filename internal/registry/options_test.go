@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,5 +109,27 @@ func TestInsecure(t *testing.T) {
 	c = newClient(t, noKeychain, registry.WithRetry(1, 0), registry.WithTransport(dialTo(addr)))
 	if _, err := c.Resolve(ctx, host+"/team/app:v1"); err == nil || !strings.Contains(err.Error(), "https://"+host) {
 		t.Errorf("Resolve without WithInsecure: err = %v, want an HTTPS failure", err)
+	}
+}
+
+// TestTLSVerification: TLS is verified for every registry, loopback ones included, unless it
+// is marked insecure, which also allows plain HTTP (one meaning of insecure everywhere).
+func TestTLSVerification(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewTLSServer(memRegistry()) // a self-signed certificate
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	want := push(t, addr+"/team/app:v1", image(t, "linux/amd64", false), remote.WithTransport(srv.Client().Transport))
+
+	for _, host := range []string{addr, "registry.internal:" + strings.Split(addr, ":")[1]} {
+		c := newClient(t, noKeychain, registry.WithRetry(1, 0), registry.WithTransport(dialTo(addr)))
+		_, err := c.Resolve(ctx, host+"/team/app:v1")
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("%s without insecure: err = %v, want a certificate error", host, err)
+		}
+		c = newClient(t, noKeychain, registry.WithRetry(1, 0), registry.WithTransport(dialTo(addr)), registry.WithInsecure(host))
+		if d, err := c.Resolve(ctx, host+"/team/app:v1"); err != nil || d.Digest != want {
+			t.Errorf("%s with insecure: %+v, %v; want %s", host, d, err, want)
+		}
 	}
 }

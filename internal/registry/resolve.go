@@ -50,7 +50,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (Descriptor, error) {
 func (c *Client) resolve(ctx context.Context, r name.Reference) (Descriptor, error) {
 	desc, err := c.puller.Head(ctx, r)
 	if err != nil && headUnsupported(ctx, err) {
-		c.log.Debug("HEAD incomplete, falling back to GET", "ref", r.String(), "error", c.secrets.scrub(err.Error()))
+		c.log.Debug("HEAD incomplete, falling back to GET", "ref", r.String(), "error", c.scrub(err.Error()))
 		var got *remote.Descriptor
 		got, err = c.puller.Get(ctx, r)
 		if err == nil {

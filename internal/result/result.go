@@ -28,6 +28,8 @@ type Result struct {
 	Images []Image `json:"images"`
 	// Source describes what was built.
 	Source *Source `json:"source,omitempty"`
+	// Builder names the build engine the request ran on (set once it was chosen).
+	Builder *Builder `json:"builder,omitempty"`
 	// Failed is set when the request failed; then no tag of the request moved.
 	Failed *Failure `json:"failed,omitempty"`
 }
@@ -72,6 +74,12 @@ type Source struct {
 	Commit string `json:"commit,omitempty"` // 40 hex, for git sources and build contexts
 	Ref    string `json:"ref,omitempty"`    // resolved ref name
 	Clean  *bool  `json:"clean,omitempty"`  // git work tree state
+}
+
+// Builder is the build engine of a request.
+type Builder struct {
+	Kind     string `json:"kind"`     // docker or buildkit
+	Endpoint string `json:"endpoint"` // its address, without credentials (no user, no password)
 }
 
 // Failure names what failed.

@@ -27,6 +27,9 @@ const (
 	Map                // an object without properties: free keys; Elem is the schema of its values
 )
 
+// MapKey stands for the free key of a map in a Property's Path.
+const MapKey = "<id>"
+
 // Doc is a parsed schema document.
 type Doc struct {
 	root *jsonschema.Schema
@@ -99,7 +102,7 @@ func (d *Doc) Resolve(s *jsonschema.Schema) (*jsonschema.Schema, string, error) 
 // Property is one property of an object schema, as the walk reaches it.
 type Property struct {
 	Name     string
-	Path     string             // dotted from the root; list items add "[]": target.images[].tag
+	Path     string             // dotted from the root; list items add "[]", map values ".<id>": target.images[].tag, secrets.<id>.env
 	Parent   *Property          // nil at the top level
 	Schema   *jsonschema.Schema // the property's schema, $ref resolved
 	Def      string             // the $defs name the schema came from ("" when inline)
@@ -124,8 +127,11 @@ func (d *Doc) Properties(obj *jsonschema.Schema, parent *Property) ([]*Property,
 	prefix := ""
 	if parent != nil {
 		prefix = parent.Path
-		if parent.Kind == List {
+		switch parent.Kind {
+		case List:
 			prefix += "[]"
+		case Map:
+			prefix += "." + MapKey
 		}
 		prefix += "."
 	}
@@ -188,8 +194,8 @@ func ValueSchemas(s *jsonschema.Schema) []*jsonschema.Schema {
 func IsFalse(s *jsonschema.Schema) bool { return reflect.DeepEqual(s, jsonschema.FalseSchema) }
 
 // Walk visits every property reachable from the root, depth first in document order: the
-// properties of objects, and of the objects in lists. visit returning false skips the
-// property's children.
+// properties of objects, and of the objects in lists and maps (their Parent is the list or map).
+// visit returning false skips the property's children.
 func (d *Doc) Walk(visit func(p *Property) bool) error {
 	root, err := d.Root()
 	if err != nil {
@@ -211,7 +217,7 @@ func (d *Doc) walk(obj *jsonschema.Schema, parent *Property, visit func(p *Prope
 		switch {
 		case p.Kind == Object:
 			next = p.Schema
-		case p.Kind == List && p.Elem != nil && p.Elem.Type == "object" && p.Elem.Properties != nil:
+		case (p.Kind == List || p.Kind == Map) && p.Elem != nil && p.Elem.Type == "object" && p.Elem.Properties != nil:
 			next = p.Elem
 		}
 		if next != nil {

@@ -16,7 +16,8 @@ const doc = `{
       "one": {"$ref": "#/$defs/Item", "description": "Said by the property."},
       "labels": {"type": "object", "additionalProperties": {"type": "string"}},
       "args": {"type": "object", "patternProperties": {"^a": {"type": "integer"}}, "additionalProperties": false},
-      "secret": {"type": "string", "writeOnly": true}
+      "secret": {"type": "string", "writeOnly": true},
+      "byid": {"type": "object", "patternProperties": {"^[a-z]+$": {"$ref": "#/$defs/Item"}}, "additionalProperties": false}
     }},
     "Item": {"type": "object", "description": "Said by the type.", "properties": {"id": {"type": "integer"}}, "required": ["id"]}
   }
@@ -36,10 +37,10 @@ func TestWalk(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "name items items[].id one one.id labels args secret"; strings.Join(got, " ") != want {
+	if want := "name items items[].id one one.id labels args secret byid byid.<id>.id"; strings.Join(got, " ") != want {
 		t.Fatalf("walk order %q, want %q", strings.Join(got, " "), want)
 	}
-	for path, want := range map[string]Kind{"name": Scalar, "items": List, "one": Object, "labels": Map, "args": Map} {
+	for path, want := range map[string]Kind{"name": Scalar, "items": List, "one": Object, "labels": Map, "args": Map, "byid": Map} {
 		if byPath[path].Kind != want {
 			t.Errorf("%s: kind %v, want %v", path, byPath[path].Kind, want)
 		}
@@ -53,6 +54,9 @@ func TestWalk(t *testing.T) {
 	if p := byPath["one"]; p.Def != "Item" || p.Schema.Description != "Said by the property." {
 		t.Errorf("one: the property's description must win over the type's: %+v", p.Schema)
 	}
+	if p := byPath["byid.<id>.id"]; p == nil || p.Parent != byPath["byid"] || byPath["byid"].ElemDef != "Item" {
+		t.Errorf("map of objects: %+v", p)
+	}
 	if byPath["labels"].Elem.Type != "string" || byPath["args"].Elem.Type != "integer" {
 		t.Errorf("map values: labels %v, args %v", byPath["labels"].Elem, byPath["args"].Elem)
 	}
@@ -62,8 +66,8 @@ func TestWalk(t *testing.T) {
 	// visit returning false prunes.
 	var n int
 	_ = d.Walk(func(p *Property) bool { n++; return p.Name != "items" && p.Name != "one" })
-	if n != 6 {
-		t.Errorf("pruned walk visited %d properties, want 6", n)
+	if n != 8 {
+		t.Errorf("pruned walk visited %d properties, want 8", n)
 	}
 }
 

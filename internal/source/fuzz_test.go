@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the seed corpus in testdata/fuzz/FuzzExtract")
@@ -59,9 +61,7 @@ func FuzzExtract(f *testing.F) {
 
 // TestFuzzCorpus writes the seed corpus when run with -update-corpus.
 func TestFuzzCorpus(t *testing.T) {
-	if !*updateCorpus {
-		t.Skip("run with -update-corpus to rewrite the seed corpus")
-	}
+	testenv.OnlyWith(t, *updateCorpus, "-update-corpus to rewrite the seed corpus")
 	seeds := map[string][]byte{
 		"good":          goodTar(t),
 		"good-gzip":     gzipped(t, goodTar(t)),

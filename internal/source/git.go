@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // gitSpec is a repository to clone, as the params give it.
@@ -51,12 +51,12 @@ type remote struct {
 func newRemote(raw, user, pass string) (*remote, error) {
 	ep, err := transport.NewEndpoint(raw)
 	if err != nil {
-		return nil, fmt.Errorf("invalid git URL %q", sanitizeURL(raw))
+		return nil, fmt.Errorf("invalid git URL %q", redact.URL(raw))
 	}
 	r := &remote{ep: ep, secret: ep.Password}
 	switch ep.Protocol {
 	case "file":
-		r.local, r.url, r.display = true, raw, raw
+		r.local, r.url, r.display = true, raw, redact.URL(raw)
 		return r, nil
 	case "http", "https":
 		if user == "" && pass == "" {
@@ -84,18 +84,11 @@ func newRemote(raw, user, pass string) (*remote, error) {
 		ep.User, ep.Password = "", ""
 	}
 	r.url = ep.String()
-	r.display = r.url
-	if ep.Protocol == "ssh" && r.secret == "" {
-		r.display = raw // keep the user's spelling (git@host:path)
+	r.display = redact.URL(r.url)
+	if ep.Protocol == "ssh" {
+		r.display = redact.URL(raw) // keep the user's spelling (git@host:path), not a password
 	}
 	return r, nil
-}
-
-var userinfoRE = regexp.MustCompile(`//[^/?#]*@`)
-
-// sanitizeURL drops the userinfo of a URL that may not even parse.
-func sanitizeURL(raw string) string {
-	return userinfoRE.ReplaceAllString(raw, "//")
 }
 
 // sameServer reports whether two endpoints are the same server, so that credentials for one
@@ -108,7 +101,7 @@ func sameServer(a, b *transport.Endpoint) bool {
 func (o *options) clone(ctx context.Context, spec gitSpec, dir string) (*cloned, error) {
 	r, err := newRemote(spec.URL, spec.Username, spec.Password)
 	if err != nil {
-		return nil, redact(err, spec.Password)
+		return nil, masker(spec.URL, spec.Password).Error(err)
 	}
 	c, err := o.cloneRemote(ctx, r, spec.Version, dir)
 	if err != nil {
@@ -116,7 +109,7 @@ func (o *options) clone(ctx context.Context, spec gitSpec, dir string) (*cloned,
 			err = ctx.Err()
 		}
 		err = fmt.Errorf("cloning %q at %q: %w", r.display, spec.Version, err)
-		return nil, redact(err, spec.Password, r.secret)
+		return nil, masker(spec.URL, spec.Password, r.secret).Error(err)
 	}
 	return c, nil
 }
@@ -427,7 +420,7 @@ func (o *options) updateSubmodules(ctx context.Context, repo *git.Repository, pa
 func (r *remote) submodule(raw string) (*remote, error) {
 	if strings.HasPrefix(raw, "./") || strings.HasPrefix(raw, "../") {
 		// Relative to the parent's remote: same server, same credentials.
-		return &remote{display: raw, url: raw, ep: r.ep, auth: r.auth, local: r.local}, nil
+		return &remote{display: redact.URL(raw), url: raw, ep: r.ep, auth: r.auth, local: r.local}, nil
 	}
 	s, err := newRemote(raw, "", "")
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/params"
 )
 
-func fetchGit(t *testing.T, g params.GitRepo, opts ...Option) (*Result, string, error) {
+func fetchGit(t *testing.T, g params.GitRepo, opts ...Option) (*Fetched, string, error) {
 	t.Helper()
 	ws, parent := newWorkspace(t)
 	res, err := Fetch(bg(), params.Source{GitRepo: &g}, ws, opts...)
@@ -391,8 +391,8 @@ func TestNewRemote(t *testing.T) {
 		{raw: "https://u:tok@host:8443/r", url: "https://host:8443/r", display: "https://host:8443/r", authUser: "u", authPass: "tok"},
 		{raw: "https://u:tok@host/r", user: "me", pass: "pw", url: "https://host/r", display: "https://host/r", authUser: "me", authPass: "pw"},
 		{raw: "http://host/r", pass: "token", url: "http://host/r", display: "http://host/r", authPass: "token"},
-		{raw: "git@github.com:org/repo.git", url: "ssh://git@github.com/org/repo.git", display: "git@github.com:org/repo.git", noAuthSet: true},
-		{raw: "ssh://git:pw@host/repo", url: "ssh://git@host/repo", display: "ssh://git@host/repo", authUser: "git", authPass: "pw", ssh: true},
+		{raw: "git@github.com:org/repo.git", url: "ssh://git@github.com/org/repo.git", display: "github.com:org/repo.git", noAuthSet: true},
+		{raw: "ssh://git:pw@host/repo", url: "ssh://git@host/repo", display: "ssh://host/repo", authUser: "git", authPass: "pw", ssh: true},
 		{raw: "file:///srv/repo", url: "file:///srv/repo", display: "file:///srv/repo", local: true, noAuthSet: true},
 		{raw: "/srv/repo", url: "/srv/repo", display: "/srv/repo", local: true, noAuthSet: true},
 		{raw: "../repo", url: "../repo", display: "../repo", local: true, noAuthSet: true},

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 // runGit runs the git CLI in dir without any user or system configuration.
@@ -101,10 +103,7 @@ type gitServer struct {
 
 func newGitServer(t testing.TB, root, user, pass string) *gitServer {
 	t.Helper()
-	backend := "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Skipf("git http-backend not installed: %v", err)
-	}
+	backend := testenv.GitHTTPBackend(t)
 	s := &gitServer{}
 	h := &cgi.Handler{
 		Path: backend,

@@ -12,6 +12,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // download is an open http(s) response body. Reads fail once the server has been silent for
@@ -41,15 +43,15 @@ func (d *download) Close() error {
 }
 
 // parseDownloadURL checks an http(s) URL and takes userinfo out of it. It returns the URL to
-// request, its display form (the same: it holds no credentials) and the credentials to use:
+// request (query included) and the credentials to use:
 // user and pass when given, else the URL's userinfo.
 func parseDownloadURL(raw, user, pass string) (u *url.URL, outUser, outPass, urlSecret string, err error) {
 	u, err = url.Parse(raw)
 	if err != nil {
-		return nil, "", "", "", fmt.Errorf("invalid URL %q", sanitizeURL(raw))
+		return nil, "", "", "", fmt.Errorf("invalid URL %q", redact.URL(raw))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, "", "", "", fmt.Errorf("invalid URL %q: want http:// or https://", sanitizeURL(raw))
+		return nil, "", "", "", fmt.Errorf("invalid URL %q: want http:// or https://", redact.URL(raw))
 	}
 	if u.User != nil {
 		urlSecret, _ = u.User.Password()
@@ -121,16 +123,16 @@ func statusError(resp *http.Response, withAuth bool) error {
 func (o *options) downloadFile(ctx context.Context, raw, user, pass, dst string) (display, sum string, err error) {
 	u, user, pass, urlSecret, err := parseDownloadURL(raw, user, pass)
 	if err != nil {
-		return "", "", redact(fmt.Errorf("downloading dockerfile: %w", err), pass)
+		return "", "", masker(raw, pass).Error(fmt.Errorf("downloading dockerfile: %w", err))
 	}
-	display = u.String()
+	display = redact.URL(u.String())
 	o.logf("downloading dockerfile %q", display)
 	sum, err = o.fetchToFile(ctx, u, user, pass, dst)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return "", "", redact(fmt.Errorf("downloading dockerfile %q: %w", display, err), pass, urlSecret)
+		return "", "", masker(raw, pass, urlSecret).Error(fmt.Errorf("downloading dockerfile %q: %w", display, err))
 	}
 	return display, sum, nil
 }
@@ -168,9 +170,9 @@ func (o *options) fetchToFile(ctx context.Context, u *url.URL, user, pass, dst s
 func (o *options) downloadTar(ctx context.Context, raw, user, pass, root string) (display, sum string, err error) {
 	u, user, pass, urlSecret, err := parseDownloadURL(raw, user, pass)
 	if err != nil {
-		return "", "", redact(fmt.Errorf("downloading tarball: %w", err), pass)
+		return "", "", masker(raw, pass).Error(fmt.Errorf("downloading tarball: %w", err))
 	}
-	display = u.String()
+	display = redact.URL(u.String())
 	o.logf("downloading and extracting tarball %q", display)
 	sum, err = func() (string, error) {
 		d, err := o.get(ctx, u, user, pass)
@@ -184,7 +186,7 @@ func (o *options) downloadTar(ctx context.Context, raw, user, pass, root string)
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return "", "", redact(fmt.Errorf("extracting tarball %q: %w", display, err), pass, urlSecret)
+		return "", "", masker(raw, pass, urlSecret).Error(fmt.Errorf("extracting tarball %q: %w", display, err))
 	}
 	return display, sum, nil
 }

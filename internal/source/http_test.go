@@ -48,7 +48,7 @@ func fileServer(t *testing.T, user, pass string, files map[string]string) *httpt
 	return srv
 }
 
-func fetchDockerfile(t *testing.T, d params.DockerfileURL, bc *params.BuildContext, opts ...Option) (*Result, string, error) {
+func fetchDockerfile(t *testing.T, d params.DockerfileURL, bc *params.BuildContext, opts ...Option) (*Fetched, string, error) {
 	t.Helper()
 	ws, parent := newWorkspace(t)
 	res, err := Fetch(bg(), params.Source{Dockerfile: &d, BuildContext: bc}, ws, opts...)
@@ -73,6 +73,12 @@ func TestDockerfileURL(t *testing.T) {
 		{name: "plain", d: params.DockerfileURL{URL: open.URL + "/Dockerfile"}},
 		{name: "basic auth", d: params.DockerfileURL{URL: closed.URL + "/Dockerfile", Username: user, Password: canary}},
 		{name: "credentials in URL", d: params.DockerfileURL{URL: withUserinfo + "/Dockerfile"}},
+		{name: "token in the query", d: params.DockerfileURL{URL: open.URL + "/Dockerfile?token=" + canary}},
+		{
+			name:    "token in the query, not found",
+			d:       params.DockerfileURL{URL: open.URL + "/nope?X-Amz-Signature=" + canary + "&x=1"},
+			wantErr: `downloading dockerfile "` + open.URL + `/nope?X-Amz-Signature=********&x=********": HTTP 404 Not Found: no such file on the server`,
+		},
 		{
 			name:    "wrong password",
 			d:       params.DockerfileURL{URL: closed.URL + "/Dockerfile", Username: user, Password: canary + "-wrong"},
@@ -103,7 +109,7 @@ func TestDockerfileURL(t *testing.T) {
 			name:    "too large without a length",
 			d:       params.DockerfileURL{URL: open.URL + "/big?chunked=1"},
 			opts:    []Option{WithLimits(Limits{DockerfileBytes: 1000})},
-			wantErr: `downloading dockerfile "` + open.URL + `/big?chunked=1": larger than the limit of 1000 bytes`,
+			wantErr: `downloading dockerfile "` + open.URL + `/big?chunked=********": larger than the limit of 1000 bytes`,
 		},
 		{
 			name:    "not http",

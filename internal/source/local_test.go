@@ -97,11 +97,11 @@ func TestFetchArguments(t *testing.T) {
 		opts []Option
 		want string
 	}{
-		{src: params.Source{}, ws: ws, want: "no source"},
-		{src: params.Source{Local: l, Tar: &params.Tar{Path: "x"}}, ws: ws, want: "conflicting sources"},
-		{src: params.Source{GitRepo: &params.GitRepo{URL: "x"}, BuildContext: &params.BuildContext{URL: "y"}}, ws: ws, want: "build_context needs a dockerfile URL"},
-		{src: params.Source{Tar: &params.Tar{Path: "a", URL: "http://b"}}, ws: ws, want: "tar needs exactly one of path or url"},
-		{src: params.Source{Tar: &params.Tar{}}, ws: ws, want: "tar needs exactly one of path or url"},
+		{src: params.Source{}, ws: ws, want: "no source given"},
+		{src: params.Source{Local: l, Tar: &params.Tar{Path: "x"}}, ws: ws, want: "tar and local cannot be combined"},
+		{src: params.Source{GitRepo: &params.GitRepo{URL: "x"}, BuildContext: &params.BuildContext{URL: "y"}}, ws: ws, want: "git_repo cannot be combined with build_context"},
+		{src: params.Source{Tar: &params.Tar{Path: "a", URL: "http://b"}}, ws: ws, want: "tar: path and url cannot be combined"},
+		{src: params.Source{Tar: &params.Tar{}}, ws: ws, want: "tar: missing path or url"},
 		{src: params.Source{Local: l}, ws: filepath.Join(ws, "missing"), want: "workspace: "},
 		{src: params.Source{Local: l}, ws: ws, opts: []Option{WithLimits(Limits{TarBytes: -1})}, want: "negative limit"},
 		{src: params.Source{Local: l}, ws: ws, opts: []Option{WithTimeout(0)}, want: "not a positive duration"},

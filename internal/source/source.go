@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -12,21 +13,51 @@ import (
 	"time"
 
 	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
-// Source kinds, as reported in Result.Kind.
+// Source kinds, as reported in Fetched.Kind.
 const (
-	KindGit        = "git"
-	KindDockerfile = "dockerfile"
-	KindTar        = "tar"
-	KindLocal      = "local"
+	KindGit        = params.KindGit
+	KindDockerfile = params.KindDockerfile
+	KindTar        = params.KindTar
+	KindLocal      = params.KindLocal
 )
 
-// Result is a fetched source: where the build context and the Dockerfile are, and facts about
+// ReadFile reads a file of the source, given by its absolute path below Root, without
+// following any link out of Root (a repository's symlink to /etc/shadow, say). A missing file
+// is an error wrapping fs.ErrNotExist.
+func (r *Fetched) ReadFile(name string) ([]byte, error) {
+	rel, err := filepath.Rel(r.Root, name)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("%q is not inside the source", name)
+	}
+	root, err := os.OpenRoot(r.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	data, err := root.ReadFile(rel)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			// Name the file as the source has it, not the workspace path.
+			return nil, fmt.Errorf("%s: %w", filepath.ToSlash(rel), pe.Err)
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// Fetched is a fetched source: where the build context and the Dockerfile are, and facts about
 // where they came from. No field ever holds a credential.
-type Result struct {
+type Fetched struct {
 	// Kind is git, dockerfile, tar or local.
 	Kind string
+	// Root is the directory the source was fetched into (the local directory itself for a
+	// local source); ContextDir and Dockerfile lie below it. Read files of the source with
+	// ReadFile, which keeps to it.
+	Root string
 	// ContextDir is the absolute path of the build context directory.
 	ContextDir string
 	// Dockerfile is the absolute path of the Dockerfile to build. It may lie outside ContextDir
@@ -160,7 +191,7 @@ const (
 //
 // Empty optional fields of src take their documented defaults (params.DefaultVersion,
 // params.DefaultDockerfile, params.DefaultWorkdir).
-func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*Result, error) {
+func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*Fetched, error) {
 	o := &options{client: http.DefaultClient, timeout: DefaultTimeout, limits: DefaultLimits}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -171,36 +202,28 @@ func Fetch(ctx context.Context, src params.Source, ws string, opts ...Option) (*
 	if err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	n := 0
-	for _, set := range []bool{src.GitRepo != nil, src.Dockerfile != nil, src.Tar != nil, src.Local != nil} {
-		if set {
-			n++
-		}
+	if err := src.Check(); err != nil {
+		return nil, err
 	}
-	switch {
-	case n == 0:
-		return nil, errors.New("no source: set one of git_repo, dockerfile, tar or local")
-	case n > 1:
-		return nil, errors.New("conflicting sources: set only one of git_repo, dockerfile, tar or local")
-	case src.BuildContext != nil && src.Dockerfile == nil:
-		return nil, errors.New("build_context needs a dockerfile URL")
-	case src.Tar != nil && (src.Tar.Path == "") == (src.Tar.URL == ""):
-		return nil, errors.New("tar needs exactly one of path or url")
-	}
-	src = params.BuildParams{Source: src}.WithDefaults().Source
-	switch {
-	case src.GitRepo != nil:
-		return o.fetchGitRepo(ctx, src.GitRepo, ws)
-	case src.Dockerfile != nil:
-		return o.fetchDockerfile(ctx, src.Dockerfile, src.BuildContext, ws)
-	case src.Tar != nil:
-		return o.fetchTar(ctx, src.Tar, ws)
+	src = src.WithDefaults()
+	var res *Fetched
+	switch src.Kind() {
+	case KindGit:
+		res, err = o.fetchGitRepo(ctx, src.GitRepo, ws)
+	case KindDockerfile:
+		res, err = o.fetchDockerfile(ctx, src.Dockerfile, src.BuildContext, ws)
+	case KindTar:
+		res, err = o.fetchTar(ctx, src.Tar, ws)
 	default:
-		return o.fetchLocal(src.Local)
+		res, err = o.fetchLocal(src.Local)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
-func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string) (*Result, error) {
+func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string) (*Fetched, error) {
 	dir := filepath.Join(ws, repoDir)
 	c, err := o.clone(ctx, gitSpec{URL: g.URL, Version: g.Version, Username: g.Username, Password: g.Password}, dir)
 	if err != nil {
@@ -211,13 +234,13 @@ func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string
 	if err != nil {
 		return nil, err
 	}
-	return &Result{
-		Kind: KindGit, ContextDir: ctxDir, Dockerfile: df,
+	return &Fetched{
+		Kind: KindGit, Root: dir, ContextDir: ctxDir, Dockerfile: df,
 		URL: c.URL, Commit: c.Commit, Ref: c.Ref, Clean: c.Clean, CommitTime: c.CommitTime,
 	}, nil
 }
 
-func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, bc *params.BuildContext, ws string) (*Result, error) {
+func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, bc *params.BuildContext, ws string) (*Fetched, error) {
 	dfDir := filepath.Join(ws, dockerfileDir)
 	if err := os.Mkdir(dfDir, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
@@ -227,7 +250,8 @@ func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, 
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: KindDockerfile, Dockerfile: df, URL: display, SHA256: sum}
+	// The downloaded Dockerfile and the context both lie below the workspace.
+	res := &Fetched{Kind: KindDockerfile, Root: ws, Dockerfile: df, URL: display, SHA256: sum}
 	if bc == nil {
 		res.ContextDir = filepath.Join(ws, contextDir)
 		if err := os.Mkdir(res.ContextDir, 0o755); err != nil {
@@ -248,12 +272,12 @@ func (o *options) fetchDockerfile(ctx context.Context, d *params.DockerfileURL, 
 	return res, nil
 }
 
-func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Result, error) {
+func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Fetched, error) {
 	root := filepath.Join(ws, tarDir)
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	res := &Result{Kind: KindTar}
+	res := &Fetched{Kind: KindTar, Root: root}
 	var err error
 	var where string
 	if t.URL != "" {
@@ -273,7 +297,7 @@ func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Resu
 	return res, nil
 }
 
-func (o *options) fetchLocal(l *params.Local) (*Result, error) {
+func (o *options) fetchLocal(l *params.Local) (*Fetched, error) {
 	root, err := realDir(l.Path)
 	if err != nil {
 		return nil, fmt.Errorf("local directory: %w", err)
@@ -282,7 +306,7 @@ func (o *options) fetchLocal(l *params.Local) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: KindLocal, ContextDir: ctxDir, Dockerfile: df}
+	res := &Fetched{Kind: KindLocal, Root: root, ContextDir: ctxDir, Dockerfile: df}
 	res.Commit, res.Ref, res.Clean, res.CommitTime = o.localGitFacts(root)
 	return res, nil
 }
@@ -368,29 +392,9 @@ func realDir(dir string) (string, error) {
 	return real, nil
 }
 
-// redact masks secrets in err's message. The result still matches errors.Is against err's
-// chain (for context.Canceled and the like) but does not unwrap to the unmasked errors.
-func redact(err error, secrets ...string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	masked := msg
-	for _, s := range secrets {
-		if s != "" {
-			masked = strings.ReplaceAll(masked, s, "***")
-		}
-	}
-	if masked == msg {
-		return err
-	}
-	return &redactedError{msg: masked, err: err}
+// masker masks the given secrets and the credentials of rawURL in the errors of a fetch.
+func masker(rawURL string, secrets ...string) *redact.Redactor {
+	r := redact.New(secrets...)
+	r.AddURL(rawURL)
+	return r
 }
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string        { return e.msg }
-func (e *redactedError) Is(target error) bool { return errors.Is(e.err, target) }

@@ -107,8 +107,10 @@ type dirMeta struct {
 	mtime time.Time
 }
 
-// keptMode is the part of an entry's mode that is applied.
-const keptMode = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+// keptMode is the part of an entry's mode that is applied: permissions only. Setuid, setgid
+// and sticky bits are dropped; a build context has no use for them, and a setuid file from a
+// downloaded archive has no business on the build host.
+const keptMode = fs.ModePerm
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	x.entries++
@@ -219,11 +221,16 @@ func (x *extractor) finish() error {
 			return err
 		}
 		// Lexically from where the link is (a hardlink can move a symlink elsewhere), and
-		// then physically (links through other links).
+		// then physically (links through other links), also when the target does not exist:
+		// a dangling link that leads out would lead out once something is there.
 		if err := checkSymlink(name, target); err != nil {
 			return fmt.Errorf("entry %q: %w", name, err)
 		}
-		if real, err := filepath.EvalSymlinks(p); err == nil && !inside(x.dir, real) {
+		out, err := leavesRoot(x.dir, name)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", name, err)
+		}
+		if out {
 			return fmt.Errorf("entry %q: symlink target %q leads outside the archive root", name, target)
 		}
 		return nil
@@ -278,4 +285,55 @@ func checkSymlink(name, target string) error {
 		return fmt.Errorf("symlink target %q leads outside the archive root", target)
 	}
 	return nil
+}
+
+// maxLinks bounds the symlinks followed while resolving one path, as the kernel does (40).
+const maxLinks = 40
+
+// leavesRoot resolves rel (slash-separated, relative to root) one component at a time,
+// following symlinks, and reports whether the resolution ever leaves root. Unlike
+// filepath.EvalSymlinks it keeps going, lexically, past components that do not exist, so a
+// dangling link that escapes ("l -> here/../x" with "here -> .") is caught.
+func leavesRoot(root, rel string) (bool, error) {
+	todo := strings.Split(rel, "/")
+	var cur []string // resolved components, inside root
+	links := 0
+	for len(todo) > 0 {
+		part := todo[0]
+		todo = todo[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return true, nil
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		full := filepath.Join(append([]string{root}, append(cur, part)...)...)
+		fi, err := os.Lstat(full)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			cur = append(cur, part)
+			continue
+		case err != nil:
+			return false, err
+		case fi.Mode()&fs.ModeSymlink == 0:
+			cur = append(cur, part)
+			continue
+		}
+		if links++; links > maxLinks {
+			return false, errors.New("too many levels of symbolic links")
+		}
+		target, err := os.Readlink(full)
+		if err != nil {
+			return false, err
+		}
+		if path.IsAbs(target) {
+			return true, nil
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return false, nil
 }

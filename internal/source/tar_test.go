@@ -269,3 +269,65 @@ func TestTarMissingFile(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestTarEvilInputs runs the committed hostile tarballs (testdata/evil) through Fetch.
+func TestTarEvilInputs(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"dangling-escape.tar", `entry "l": symlink target "here/../imagebuilder-does-not-exist" leads outside the archive root`},
+		{"dangling-escape-nested.tar", `entry "d/l": symlink target "self/../../imagebuilder-gone" leads outside the archive root`},
+	} {
+		ws, parent := newWorkspace(t)
+		tarball, err := filepath.Abs(filepath.Join("testdata", "evil", tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Fetch(bg(), params.Source{Tar: &params.Tar{Path: tarball}}, ws)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error = %v\nwant %q", tt.file, err, tt.want)
+		}
+		assertOnlyWorkspace(t, parent)
+	}
+
+	ws, _ := newWorkspace(t)
+	res, err := Fetch(bg(), params.Source{Tar: &params.Tar{Path: filepath.Join("testdata", "evil", "setuid.tar")}}, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]os.FileMode{"bin/tool": 0o755, "shared": os.ModeDir | 0o777, "group": os.ModeDir | 0o775} {
+		fi, err := os.Lstat(filepath.Join(res.ContextDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode() & (os.ModeDir | os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != want {
+			t.Errorf("%s: mode %v, want %v (setuid, setgid and sticky dropped)", name, got, want)
+		}
+	}
+}
+
+func TestLeavesRoot(t *testing.T) {
+	root := t.TempDir()
+	for name, target := range map[string]string{"here": ".", "sub/up": "..", "sub/self": ".", "abs": "/etc", "loop": "loop"} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		rel string
+		out bool
+		err bool
+	}{
+		{rel: "a/b/c"}, {rel: "here/x"}, {rel: "here/here/sub/up/x"}, {rel: "sub/up"},
+		{rel: "..", out: true}, {rel: "here/../x", out: true}, {rel: "sub/up/up", out: false},
+		{rel: "sub/up/../x", out: true}, {rel: "sub/self/../../x", out: true}, {rel: "abs/x", out: true},
+		{rel: "missing/../../x", out: true}, {rel: "loop/x", err: true},
+	} {
+		out, err := leavesRoot(root, tt.rel)
+		if out != tt.out || (err != nil) != tt.err {
+			t.Errorf("leavesRoot(%q) = %v, %v; want %v (error %v)", tt.rel, out, err, tt.out, tt.err)
+		}
+	}
+}

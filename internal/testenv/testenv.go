@@ -7,8 +7,9 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ const (
 	AuthPassword = "IMAGEBUILDER_TEST_AUTH_PASSWORD" // password of AuthRegistry
 	Base         = "IMAGEBUILDER_TEST_BASE"          // multi-arch busybox base image (marker "busybox")
 	BaseAlt      = "IMAGEBUILDER_TEST_BASE_ALT"      // multi-arch alternative base image (marker "alt")
+	AuthBase     = "IMAGEBUILDER_TEST_AUTH_BASE"     // Base, in AuthRegistry
 
 	// The loopback sshd (root by key): ssh -i SSHKey -p SSHPort SSHUser@SSHHost. The system ssh
 	// client is configured to use the key and trust the host for 127.0.0.1 without options.
@@ -73,15 +75,37 @@ func Require(t testing.TB, vars ...string) map[string]string {
 	return values
 }
 
-// RequirePath returns when path exists. Otherwise it skips the test (t.Skip), or fails it when
-// Required() is true; the message says what the path is for (hint).
-func RequirePath(t testing.TB, path, hint string) {
+// RequireFile returns path when it exists. Otherwise it skips the test, or fails it when
+// Required() is true; what says what the file is and who installs it.
+func RequireFile(t testing.TB, path, what string) string {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("%s: %v (%s)", path, err, hint)
+		msg := what + " is missing (" + err.Error() + "; scripts/testenv.sh up installs it)"
 		if Required() {
 			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
 		}
 		t.Skip(msg)
+	}
+	return path
+}
+
+// GitHTTPBackend is the path of git's http-backend CGI program, found through `git
+// --exec-path` (Debian: /usr/lib/git-core), under RequireFile's rules.
+func GitHTTPBackend(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("git", "--exec-path").Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		dir = "/usr/lib/git-core"
+	}
+	return RequireFile(t, filepath.Join(dir, "git-http-backend"), "git http-backend")
+}
+
+// OnlyWith skips a test that is a developer's tool rather than a check (rewriting golden files
+// or seed corpora), unless enabled (its flag was given); how says how to enable it.
+func OnlyWith(t testing.TB, enabled bool, how string) {
+	t.Helper()
+	if !enabled {
+		t.Skip("a tool, not a check: run with " + how)
 	}
 }

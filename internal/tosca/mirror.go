@@ -66,7 +66,7 @@ func (m Mirror) DataTypes(types map[string]DataType, defs ...string) []string {
 // returns every disagreement, one message each.
 //
 // Defaults must agree where the schema has one. A TOSCA default the schema does not have is a
-// disagreement too, except an empty map: TOSCA needs a value for an optional complex input or
+// disagreement too, except an empty map or list: TOSCA needs a value for an optional complex input or
 // property, and {} there means "not set" (the playbook leaves it out).
 func (m Mirror) Properties(where string, props map[string]Property, def string) []string {
 	obj := m.Schema.doc.Def(def)
@@ -195,9 +195,15 @@ func nested(typ, entry string) bool { return entry != "" || typ == "list" || typ
 // norm is a TOSCA description as one line (YAML block scalars may keep a final newline).
 func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// isEmptyMap reports an empty map or list: "not set" for an optional complex input.
 func isEmptyMap(v any) bool {
-	m, ok := v.(map[string]any)
-	return ok && len(m) == 0
+	switch v := v.(type) {
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return false
 }
 
 func show(v any) string {

@@ -32,6 +32,28 @@ type NodeType struct {
 	Description string              `json:"description,omitempty"`
 	Properties  map[string]Property `json:"properties,omitempty"`
 	Attributes  map[string]Property `json:"attributes,omitempty"`
+	// Requirements is TOSCA's list of one-entry maps, name -> definition (the extended
+	// notation; the short one, a bare capability type, is not read).
+	Requirements []map[string]Requirement `json:"requirements,omitempty"`
+}
+
+// Requirement is a requirement definition of a node type.
+type Requirement struct {
+	Capability   string `json:"capability,omitempty"`
+	Node         string `json:"node,omitempty"`
+	Relationship string `json:"relationship,omitempty"`
+	// Occurrences is [min, max]; max may be the string UNBOUNDED.
+	Occurrences []any `json:"occurrences,omitempty"`
+}
+
+// Requirement returns the node type's requirement definition called name.
+func (t NodeType) Requirement(name string) (Requirement, bool) {
+	for _, r := range t.Requirements {
+		if d, ok := r[name]; ok {
+			return d, true
+		}
+	}
+	return Requirement{}, false
 }
 
 // TopologyTemplate is a service template's topology.

@@ -507,7 +507,7 @@ func TestAnsibleDoc(t *testing.T) {
 		t.Fatalf("ansible-doc -j: %v\n%s", err, r.out)
 	}
 	opts := doc["imagebuilder.images.image_build"].Doc.Options
-	if len(opts) != 3 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil {
+	if len(opts) != 5 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil || opts["secrets"] == nil || opts["ssh"] == nil {
 		t.Errorf("ansible-doc -j options: %v", opts)
 	}
 

@@ -119,7 +119,7 @@ func TestCollection(t *testing.T) {
 	}
 
 	t.Run("arm64 host", func(t *testing.T) {
-		testenv.RequirePath(t, "/proc/sys/fs/binfmt_misc/qemu-aarch64", "qemu-aarch64 binfmt, registered by scripts/testenv.sh up")
+		testenv.RequireFile(t, "/proc/sys/fs/binfmt_misc/qemu-aarch64", "the qemu-aarch64 binfmt registration")
 		r, res := play(t, fakeUname(t, "Linux aarch64"), testenv.UniqueTag("arm64"), "--check")
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)

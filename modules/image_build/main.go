@@ -54,7 +54,7 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		}
 		return resp
 	}
-	opts := pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir}
+	opts := pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir, Redactor: req.Redactor}
 	if req.Log != nil {
 		if pr, err := progress.New(req.Log, progress.Plain); err == nil {
 			defer pr.Close()
@@ -71,6 +71,7 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		Facts: map[string]any{
 			"images":  res.Images,
 			"source":  res.Source,
+			"builder": res.Builder,
 			"digests": res.Digests(),
 			"dry_run": res.DryRun,
 		},

@@ -56,7 +56,7 @@ func TestReturnDocumented(t *testing.T) {
 	if err := yaml.Unmarshal(data, &prose); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"images", "digests", "source", "dry_run", "failure", "validation_errors"} {
+	for _, key := range []string{"images", "digests", "source", "builder", "dry_run", "failure", "validation_errors"} {
 		if prose.RETURN[key].Returned == "" {
 			t.Errorf("RETURN does not say when %s is returned", key)
 		}
@@ -198,7 +198,8 @@ func TestBuildResult(t *testing.T) {
 		Previous: map[string]string{"latest": d0},
 	}
 	f := &fakeRun{res: &result.Result{Changed: true, Images: []result.Image{img},
-		Source: &result.Source{Kind: "git", URL: "https://git.example.com/a.git", Commit: strings.Repeat("a", 40)}}}
+		Source:  &result.Source{Kind: "git", URL: "https://git.example.com/a.git", Commit: strings.Repeat("a", 40)},
+		Builder: &result.Builder{Kind: "docker", Endpoint: "docker+ssh://build-host"}}}
 	args := validArgs()
 	args["_ansible_diff"] = true
 	args["_ansible_tmpdir"] = "/tmp/ansible-tmp-x"
@@ -216,6 +217,9 @@ func TestBuildResult(t *testing.T) {
 	}
 	if doc["source"].(map[string]any)["commit"] != strings.Repeat("a", 40) || len(doc["images"].([]any)) != 1 {
 		t.Errorf("facts: %s", raw)
+	}
+	if b, _ := doc["builder"].(map[string]any); b["kind"] != "docker" || b["endpoint"] != "docker+ssh://build-host" {
+		t.Errorf("builder fact: %s", raw)
 	}
 	diff := doc["diff"].(map[string]any)
 	before, after := diff["before"].(map[string]any), diff["after"].(map[string]any)

@@ -42,14 +42,16 @@ description:
   Python is not needed there.
 options:
   builder:
-    description: 'Which build engine to use and how. Optional: by default the Docker
-      daemon at DOCKER_HOST (or the default socket) when one answers, else the BuildKit
-      daemon at BUILDKIT_HOST.'
+    description: 'Which build engine to use and how. Optional: by default the BuildKit
+      daemon at BUILDKIT_HOST when that is set, else the Docker daemon of DOCKER_HOST
+      or the current Docker context (else the default socket).'
     type: dict
     suboptions:
       endpoint:
-        description: 'Build engine endpoint: docker (the Docker daemon at DOCKER_HOST),
-          or a BuildKit address: unix://, tcp://, docker-container://, kube-pod://.'
+        description: 'Build engine endpoint: docker (the Docker daemon of DOCKER_HOST
+          or the Docker context), docker+unix://, docker+tcp:// or docker+ssh:// (a
+          Docker daemon at that address), or a BuildKit address: unix://, tcp://,
+          ssh://, docker-container://, podman-container://, kube-pod://.'
         type: str
       no_cache:
         description: Do not use the build cache.
@@ -75,6 +77,16 @@ options:
             description: 'Name to verify in the endpoint''s certificate (default:
               its host).'
             type: str
+  secrets:
+    description:
+    - Build secrets for every image, by id (an image's own secrets win by id). A Dockerfile
+      reads one with RUN --mount=type=secret,id=ID; it never enters the image, its
+      history or its labels.
+    - 'Each value is a dictionary with exactly one of the keys C(env) (str): Environment
+      variable holding the secret, on the machine that runs the build; C(file) (str):
+      File holding the secret, on the machine that runs the build; C(value) (str,
+      masked in everything returned): The secret itself. Never logged or returned.'
+    type: dict
   source:
     description: Where the build context and the Dockerfile come from. Exactly one
       of git_repo, dockerfile (optionally with build_context), tar or local.
@@ -199,6 +211,12 @@ options:
               tarball.
             type: str
             default: .
+  ssh:
+    description: 'SSH agent sockets or keys forwarded to every image''s build, as
+      docker buildx build --ssh: "default" (the agent at SSH_AUTH_SOCK) or "ID=PATH[,PATH...]"
+      (agent sockets or private key files). A Dockerfile uses one with RUN --mount=type=ssh[,id=ID].'
+    type: list
+    elements: str
   target:
     description: The images to build from the source and the registry to push them
       to.
@@ -238,6 +256,22 @@ options:
               publish one multi-platform index. Default: the builder''s native platform.'
             type: list
             elements: str
+          secrets:
+            description:
+            - Build secrets of this image, by id; they add to (and by id replace)
+              the request's secrets.
+            - 'Each value is a dictionary with exactly one of the keys C(env) (str):
+              Environment variable holding the secret, on the machine that runs the
+              build; C(file) (str): File holding the secret, on the machine that runs
+              the build; C(value) (str, masked in everything returned): The secret
+              itself. Never logged or returned.'
+            type: dict
+          ssh:
+            description: SSH agent sockets or keys forwarded to this image's build,
+              as the request's ssh; an id given here replaces the request's entry
+              with that id.
+            type: list
+            elements: str
           tag:
             description: Tag to push.
             type: str
@@ -256,8 +290,10 @@ options:
         required: true
         suboptions:
           insecure:
-            description: Use plain HTTP. Loopback registries (127.0.0.0/8, localhost,
-              ::1) use plain HTTP anyway, as Docker does.
+            description: 'The registry is insecure: plain HTTP is allowed and TLS
+              certificates are not verified, as with Docker''s insecure-registries.
+              Loopback registries (127.0.0.0/8, localhost, ::1) get plain HTTP without
+              it, but their TLS is verified.'
             type: bool
           password:
             description: Password or token. Never logged or returned.
@@ -343,7 +379,9 @@ notes:
   digest is already tagged reports changed=false anyway). C(outputs) with push is
   what this module always does; the credentials of docker_login go in O(target.registry.username)
   and O(target.registry.password). C(docker_host) becomes O(builder.endpoint=docker)
-  with E(DOCKER_HOST), or a BuildKit address.
+  with E(DOCKER_HOST), or a BuildKit address. C(secrets) becomes O(secrets) (or O(target.images[].secrets))
+  and C(ssh) becomes O(ssh). Not supported yet - C(cache_from), C(network), C(etc_hosts),
+  C(shm_size), C(annotations).
 - Unlike docker_image_build, the module returns the pushed digest of every tag, reports
   changed=false when the registry already holds what was asked for, and supports check
   mode and diff mode.
@@ -558,6 +596,23 @@ source:
       description: Whether the git work tree was clean.
       returned: for git sources
       type: bool
+builder:
+  description: The build engine the request ran on, chosen as C(imagebuilder build)
+    chooses it (the O(builder.endpoint), else E(BUILDKIT_HOST), else the Docker daemon
+    of E(DOCKER_HOST) or the Docker context, else the default socket). Absent when
+    no engine could be chosen.
+  returned: when an engine was chosen
+  type: dict
+  contains:
+    kind:
+      description: docker or buildkit.
+      returned: always
+      type: str
+    endpoint:
+      description: Its address without user or password (for example V(docker+unix:///var/run/docker.sock),
+        V(docker+ssh://build-host), V(unix:///run/buildkit/buildkitd.sock)).
+      returned: always
+      type: str
 dry_run:
   description: True in check mode, when nothing was built or pushed.
   returned: success, and when the build failed
@@ -634,6 +689,10 @@ ARGUMENT_SPEC = {
                 },
             },
         },
+    },
+    "secrets": {
+        "type": "dict",
+        "no_log": True,
     },
     "source": {
         "type": "dict",
@@ -758,6 +817,10 @@ ARGUMENT_SPEC = {
             },
         },
     },
+    "ssh": {
+        "type": "list",
+        "elements": "str",
+    },
     "target": {
         "type": "dict",
         "required": True,
@@ -784,6 +847,14 @@ ARGUMENT_SPEC = {
                         "type": "dict",
                     },
                     "platforms": {
+                        "type": "list",
+                        "elements": "str",
+                    },
+                    "secrets": {
+                        "type": "dict",
+                        "no_log": True,
+                    },
+                    "ssh": {
                         "type": "list",
                         "elements": "str",
                     },

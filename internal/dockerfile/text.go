@@ -21,16 +21,16 @@ var bom = []byte{0xEF, 0xBB, 0xBF}
 // span is an insertion point.
 type span struct{ start, end int }
 
-// source is a Dockerfile split into physical lines the way BuildKit's scanner
+// text is a Dockerfile split into physical lines the way BuildKit's scanner
 // splits it (on '\n', keeping line endings).
-type source struct {
+type text struct {
 	data         []byte
 	lineStarts   []int // lineStarts[i] is the offset of physical line i+1
 	continuation *regexp.Regexp
 }
 
-func newSource(data []byte, escape rune) *source {
-	s := &source{data: data}
+func newText(data []byte, escape rune) *text {
+	s := &text{data: data}
 	for off := 0; off < len(data); {
 		s.lineStarts = append(s.lineStarts, off)
 		i := bytes.IndexByte(data[off:], '\n')
@@ -47,7 +47,7 @@ func newSource(data []byte, escape rune) *source {
 
 // lineOffset returns the offset of the start of physical line n (1-based), or
 // len(data) past the last line.
-func (s *source) lineOffset(n int) int {
+func (s *text) lineOffset(n int) int {
 	if n-1 < len(s.lineStarts) && n >= 1 {
 		return s.lineStarts[n-1]
 	}
@@ -56,7 +56,7 @@ func (s *source) lineOffset(n int) int {
 
 // physLine returns physical line n (1-based) with its line ending and its
 // offset, without the byte-order mark on line 1 (BuildKit drops it).
-func (s *source) physLine(n int) ([]byte, int) {
+func (s *text) physLine(n int) ([]byte, int) {
 	start := s.lineOffset(n)
 	end := s.lineOffset(n + 1)
 	line := s.data[start:end]
@@ -74,7 +74,7 @@ type logical struct {
 }
 
 // logicalLine rebuilds the instruction that starts on physical line start.
-func (s *source) logicalLine(start int) logical {
+func (s *text) logicalLine(start int) logical {
 	var (
 		buf []byte
 		pos []int
