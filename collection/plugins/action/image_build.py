@@ -151,10 +151,7 @@ class ActionModule(ActionBase):
 
     def _cached(self, name, binaries, cache):
         """Shell code that sets m (the machine), h (the expected hash) and f (the cached binary)."""
-        cases = []
-        for machine, (platform, digest) in sorted(binaries.items()):
-            del platform
-            cases.append('"Linux %s") h=%s ;;' % (machine, digest))
+        cases = ['"Linux %s") h=%s ;;' % (machine, digest) for machine, (_platform, digest) in sorted(binaries.items())]
         return ('m=$(uname -sm 2>/dev/null) || m=unknown\n'
                 'case "$m" in\n%s\n*) printf "UNSUPPORTED %%s\\n" "$m"; exit 0 ;;\nesac\n'
                 'command -v sha256sum >/dev/null 2>&1 || { echo NOSHA; exit 0; }\n'
@@ -172,8 +169,8 @@ class ActionModule(ActionBase):
         script += 'fi\nprintf "MISS %s\\n" "$m"\n'
         return script.rstrip('\n')
 
-    def _install_script(self, name, binaries, cache, machine):
-        del machine
+    def _install_script(self, name, binaries, cache):
+        """Writes standard input into the cache under a temporary name, checks it, renames it."""
         script = self._cached(name, binaries, cache)
         script += ('umask 077\nmkdir -p "$d"\nchmod 0700 "$d"\n'
                    't=$(mktemp "$d/.%s.XXXXXX")\n'
@@ -215,7 +212,7 @@ class ActionModule(ActionBase):
         display.vvv('%s: copying %s (sha256 %s) into the cache on the host' % (name, local, digest), host=self._play_context.remote_addr)
         with open(local, 'rb') as f:
             data = f.read()
-        res = self._low_level_execute_command(self._install_script(name, binaries, cache, machine), sudoable=True, in_data=data)
+        res = self._low_level_execute_command(self._install_script(name, binaries, cache), sudoable=True, in_data=data)
         if res.get('rc') != 0 or 'INSTALLED ' not in res.get('stdout', ''):
             return dict(failed=True, msg='%s: copying the module binary into the cache %s on the host failed: %s'
                         % (name, cache, self._output(res)))
