@@ -7,7 +7,7 @@ FUZZTIME ?= 15s
 # Fuzz targets run briefly by `make test` (package:target).
 FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract ./internal/registry:FuzzRegistryHost ./internal/builder:FuzzParseEndpoint ./internal/ansible:FuzzParseArgs
 
-.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check
+.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check ansible-gates
 
 all: build
 
@@ -15,10 +15,12 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder ./cmd/imagebuilder
 
-## test: every test against the real services (started by scripts/testenv.sh), then brief fuzzing.
-## Integration tests fail instead of skipping here (IMAGEBUILDER_REQUIRE_INTEGRATION=1).
+## test: every test against the real services (started by scripts/testenv.sh), Ansible's own gates
+## on the collection (scripts/ansible-gates.sh: ansible-test sanity, ansible-lint, galaxy-importer),
+## then brief fuzzing. Integration tests fail instead of skipping here (IMAGEBUILDER_REQUIRE_INTEGRATION=1).
 test: lint testenv
 	eval "$$(scripts/testenv.sh env)" && IMAGEBUILDER_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 40m ./...
+	scripts/ansible-gates.sh
 	$(MAKE) fuzz
 	$(MAKE) dist dist-check
 
@@ -34,7 +36,8 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; fi; \
 	done
 
-## schema: regenerate schema/*.json and the README's params reference from the Go types
+## schema: regenerate schema/*.json, the README's params reference and the modules' generated
+## documentation (collection/plugins/modules/*.py) from the Go types
 schema:
 	$(GO) generate ./...
 
@@ -68,19 +71,25 @@ clean:
 	rm -rf bin dist playbooks/library tosca/library
 
 ## --- Ansible modules and collection -------------------------------------------------------
-# Every directory under modules/ is one module: a main package plus its sidecar docs NAME.yml.
+# Every directory under modules/ is one module: a main package plus docs.yml, the prose of its
+# documentation (the options come from the schema).
 MODULES := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
 
 .PHONY: modules collection
 
 ## modules: every Ansible module into playbooks/library/ (static, stripped) with its sidecar docs
+## (generated from the schema and the module's docs.yml)
 modules:
 	@mkdir -p playbooks/library
 	@set -e; for m in $(MODULES); do \
 	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o playbooks/library/$$m ./modules/$$m; \
-	  cp modules/$$m/$$m.yml playbooks/library/$$m.yml; \
+	  $(GO) run ./internal/ansible/gendoc -name $$m -schema schema/build-params.schema.json -prose modules/$$m/docs.yml -sidecar playbooks/library/$$m.yml; \
 	  echo "playbooks/library/$$m: $$(stat -c %s playbooks/library/$$m) bytes"; \
 	done
+
+## ansible-gates: ansible-test sanity, ansible-lint and galaxy-importer on the built collection
+ansible-gates:
+	scripts/ansible-gates.sh
 
 ## collection: the imagebuilder.images collection (linux/amd64 + linux/arm64) as dist/imagebuilder-images-VERSION.tar.gz
 collection:

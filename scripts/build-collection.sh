@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the imagebuilder.images Ansible collection: stages collection/ with every module of
-# modules/ compiled for linux/amd64 (plugins/modules/NAME) and linux/arm64
-# (plugins/modules/linux_arm64/NAME), each with its sidecar documentation, then runs
-# `ansible-galaxy collection build`. Usage: scripts/build-collection.sh [OUTDIR] (default dist).
-# Prints the path of the collection tarball on stdout.
+# Builds the imagebuilder.images Ansible collection: stages collection/ (galaxy.yml, README,
+# CHANGELOG, the action plugins and the generated documentation modules plugins/modules/NAME.py)
+# with the repository's LICENSE and every module of modules/ compiled for linux/amd64 and
+# linux/arm64 into binaries/linux_{amd64,arm64}/NAME (static, stripped), their SHA-256 in
+# binaries/SHA256SUMS, then runs `ansible-galaxy collection build`. The binaries live in binaries/, not in
+# plugins/modules/, so they are not public module names: the action plugin NAME picks one.
+# Usage: scripts/build-collection.sh [OUTDIR] (default dist). Prints the tarball's path on stdout;
+# the staged tree stays in OUTDIR/collection/ansible_collections/imagebuilder/images.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/dist}
@@ -19,24 +22,21 @@ stage=$out/collection/ansible_collections/imagebuilder/images
 rm -rf "$out/collection"
 mkdir -p "$stage"
 cp -r "$root/collection/." "$stage/"
+cp "$root/LICENSE" "$stage/LICENSE"
 
 cd "$root"
 for dir in modules/*/; do
   m=$(basename "$dir")
+  [[ -f $stage/plugins/modules/$m.py && -f $stage/plugins/action/$m.py ]] ||
+    { echo "modules/$m: collection/plugins/modules/$m.py (make schema) and plugins/action/$m.py are needed" >&2; exit 1; }
   for arch in amd64 arm64; do
-    if [[ $arch == amd64 ]]; then dest=$stage/plugins/modules; else dest=$stage/plugins/modules/linux_$arch; fi
+    dest=$stage/binaries/linux_$arch
     mkdir -p "$dest"
     CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w" -o "$dest/$m" "./modules/$m"
-    if [[ $arch == amd64 ]]; then
-      cp "modules/$m/$m.yml" "$dest/$m.yml"
-    else
-      # The per-platform copy is found by ansible-doc -l too: say what it is.
-      sed "s|^  short_description: .*|  short_description: $m for linux/$arch hosts (run by imagebuilder.images.$m, which picks the binary)|" \
-        "modules/$m/$m.yml" > "$dest/$m.yml"
-    fi
     echo "$dest/$m: $(stat -c %s "$dest/$m") bytes" >&2
   done
 done
+(cd "$stage/binaries" && sha256sum -- */* >SHA256SUMS)
 
 "$galaxy" collection build --force --output-path "$out" "$stage" >&2
 version=$(sed -n 's/^version: *//p' "$root/collection/galaxy.yml")

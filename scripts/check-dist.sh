@@ -41,7 +41,7 @@ for arch in amd64 arm64; do
 done
 
 contents=$(tar -tzf "$dist/imagebuilder-images-$collection_version.tar.gz")
-for f in MANIFEST.json plugins/modules/image_build plugins/modules/linux_arm64/image_build; do
+for f in MANIFEST.json LICENSE plugins/modules/image_build.py plugins/action/image_build.py binaries/SHA256SUMS binaries/linux_amd64/image_build binaries/linux_arm64/image_build; do
 	grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
 done
 [[ $(head -c 4 "$dist/imagebuilder.csar" | od -An -tx1 | tr -d ' \n') == 504b0304 ]] || fail "imagebuilder.csar is not a zip"

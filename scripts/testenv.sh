@@ -8,7 +8,8 @@
 #   base images    {5000,5001}/base/busybox:latest and base/alt:latest (linux/amd64 + linux/arm64)
 #   sshd           127.0.0.1:2222, root by key only ($STATE_DIR/ssh/id_ed25519): remote Ansible
 #                  runs, TOSCA Compute hosts and DOCKER_HOST=ssh:// go through it
-#   virtualenvs    ansible-core, and opera 0.7.0 (+ ansible-core) in its own venv
+#   virtualenvs    ansible-core, and opera 0.7.0 (+ ansible-core) in its own venv; Ansible's
+#                  gates (ansible-test's sanity venvs, ansible-lint, galaxy-importer) in a third
 #
 # Usage: scripts/testenv.sh up|down|env|status|restart-buildkitd|kill-buildkitd
 #   up                 install what is missing and start what is not running (idempotent)
@@ -29,6 +30,8 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 BUILDKIT_MODULE=github.com/moby/buildkit
 BUILDKIT_VERSION=v0.34.2
 ANSIBLE_SPEC='ansible-core>=2.16,<2.20'
+# Ansible's own gates on the collection (scripts/ansible-gates.sh), in a virtualenv of their own.
+GATES_SPECS=("$ANSIBLE_SPEC" 'ansible-lint==26.10.1' 'galaxy-importer==0.4.44')
 OPERA_SPEC='opera==0.7.0'
 OPERA_CONSTRAINTS=$'cython<3\nsetuptools<82'
 
@@ -37,6 +40,7 @@ BIN_DIR=$CACHE/bin
 BUSYBOX_DIR=$CACHE/busybox
 VENV_ANSIBLE=$CACHE/venv-ansible
 VENV_OPERA=$CACHE/venv-opera
+VENV_GATES=$CACHE/venv-ansible-gates
 
 STATE_DIR=/var/lib/imagebuilder
 RUN_DIR=/run/imagebuilder
@@ -70,7 +74,7 @@ SSH_KEY=$SSH_DIR/id_ed25519
 SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/imagebuilder-test.conf
 
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
-	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client)
+	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client sudo)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -687,6 +691,35 @@ ensure_venvs() {
 	)
 	"$VENV_OPERA/bin/opera" --version >/dev/null 2>&1 || die "opera --version fails in $VENV_OPERA"
 	log "venv-opera: opera $("$VENV_OPERA/bin/opera" --version 2>&1 | tail -n1), $("$VENV_OPERA/bin/ansible-playbook" --version | sed -n 1p)"
+
+	ensure_venv "$VENV_GATES" "${GATES_SPECS[@]}"
+	ensure_ansible_test_venvs
+	log "venv-ansible-gates: $("$VENV_GATES/bin/ansible-lint" --nocolor --version 2>/dev/null | sed -n 1p), galaxy-importer $("$VENV_GATES/bin/pip" show galaxy-importer 2>/dev/null | sed -n 's/^Version: //p')"
+}
+
+# ansible-test runs each sanity test in a virtualenv of its own, made on first use, into which it
+# installs pip with a get-pip.py downloaded from a host outside the package registries. Give it a
+# bootstrap that uses the pip bundled with Python instead (ansible-test looks in its cache first),
+# then make those virtualenvs now, so that scripts/ansible-gates.sh downloads nothing.
+ensure_ansible_test_venvs() {
+	local pip_version cache=${HOME:-/root}/.ansible/test/cache prime marker
+	pip_version=$("$VENV_GATES/bin/python3" -c 'from ansible_test._internal import python_requirements as r; import re, inspect; print(re.search(r"pip=.([0-9.]+).", inspect.getsource(r)).group(1))') ||
+		die "cannot tell which pip ansible-test bootstraps"
+	mkdir -p "$cache"
+	install -m 0644 "$SCRIPT_DIR/lib/get-pip-offline.py" "$cache/get_pip_${pip_version//./_}.py"
+	marker=$VENV_GATES/.ansible-test-venvs
+	if [[ -f $marker && $(<"$marker") == "$(<"$VENV_GATES/.imagebuilder-spec") $pip_version" ]]; then
+		return 0
+	fi
+	log "ansible-test: making the sanity tests' virtualenvs"
+	prime=$(mktemp -d)
+	mkdir -p "$prime/ansible_collections/imagebuilder/prime"
+	printf 'namespace: imagebuilder\nname: prime\nversion: 0.0.1\nreadme: README.md\nauthors: [x]\n' >"$prime/ansible_collections/imagebuilder/prime/galaxy.yml"
+	(cd "$prime/ansible_collections/imagebuilder/prime" &&
+		"$VENV_GATES/bin/ansible-test" sanity --prime-venvs --python "$("$VENV_GATES/bin/python3" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" >&2) ||
+		{ rm -rf "$prime"; die "ansible-test sanity --prime-venvs failed"; }
+	rm -rf "$prime"
+	printf '%s' "$(<"$VENV_GATES/.imagebuilder-spec") $pip_version" >"$marker"
 }
 
 # ------------------------------------------------------------------------ commands
@@ -768,6 +801,7 @@ cmd_env() {
 	printf 'export IMAGEBUILDER_TEST_SSH_KNOWN_HOSTS=%q\n' "$SSH_DIR/known_hosts"
 	printf 'export IMAGEBUILDER_TEST_ANSIBLE_BIN=%q\n' "$VENV_ANSIBLE/bin"
 	printf 'export IMAGEBUILDER_TEST_OPERA_BIN=%q\n' "$VENV_OPERA/bin"
+	printf 'export IMAGEBUILDER_TEST_GATES_BIN=%q\n' "$VENV_GATES/bin"
 	# shellcheck disable=SC2016 # $PATH is expanded by the eval, not here.
 	printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
 }
@@ -808,7 +842,7 @@ cmd_status() {
 		ok=0
 	fi
 	local v
-	for v in "$VENV_ANSIBLE" "$VENV_OPERA"; do
+	for v in "$VENV_ANSIBLE" "$VENV_OPERA" "$VENV_GATES"; do
 		if [[ -x $v/bin/ansible-playbook ]]; then
 			echo "venv             $v  $("$v/bin/ansible-playbook" --version 2>/dev/null | sed -n 1p)"
 		else

@@ -8,8 +8,11 @@
 // This package reads the arguments (from the file, from the `ANSIBLE_MODULE_ARGS` wrapper used
 // when testing by hand, or from standard input when no file is given), splits the `_ansible_*`
 // keys leniently from the user's options, derives the modules' argument spec from the generated
-// JSON Schema (types, required, defaults, no_log), and writes the response: secrets masked in
-// every string, panics turned into a failed result, and nothing but the response on stdout.
+// JSON Schema (types, required, defaults, choices, no_log, the rules between options), and writes
+// the response: secrets masked in every string, panics turned into a failed result, and nothing
+// but the response on stdout. From the same spec and a module's hand-written prose it renders the
+// module's documentation (ModuleDoc: the collection's Python documentation module with its
+// argument spec, or a sidecar file; command gendoc, run by `make schema`).
 //
 // A module's main is one line:
 //

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
+
+	"github.com/invopop/jsonschema"
+
+	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 )
 
 // Option describes one module option the way an Ansible argument spec and a module's
@@ -19,6 +22,19 @@ type Option struct {
 	Description string // the schema's description
 	Options     Spec   // suboptions of a dict, or of the dicts in a list
 	Values      string // for dicts without suboptions (maps): the type of the values, "" when any
+	// ValueOptions are the options of each value of a map whose values are objects (free keys,
+	// fixed value shape: build secrets by id). An argument spec cannot say this; the module's
+	// masking and conversions follow it.
+	ValueOptions Spec
+	// ValueExactlyOne names the value options of which each value must set exactly one.
+	ValueExactlyOne []string
+	Choices         []any // the schema's enum (of the value, or of a list's elements), nil when any value goes
+
+	// Rules between suboptions, from the object schema's oneOf (each branch only requiring one
+	// property: exactly one of them) and dependentRequired.
+	MutuallyExclusive [][]string
+	RequiredOneOf     [][]string
+	RequiredBy        map[string][]string
 }
 
 // Spec is a set of options by name.
@@ -27,172 +43,78 @@ type Spec map[string]*Option
 // SpecFromSchema derives a module's options from a JSON Schema document whose root (directly or
 // through $ref) is an object. References must be local (#/$defs/...).
 func SpecFromSchema(schemaJSON []byte) (Spec, error) {
-	var root map[string]any
-	if err := json.Unmarshal(schemaJSON, &root); err != nil {
-		return nil, fmt.Errorf("reading the schema: %w", err)
-	}
-	c := &specConv{root: root}
-	obj, err := c.resolve(root)
+	doc, err := schemawalk.Parse(schemaJSON)
 	if err != nil {
 		return nil, err
 	}
-	if t, _ := obj["type"].(string); t != "object" {
-		return nil, fmt.Errorf("the schema's root is %q, not an object", t)
-	}
-	return c.spec(obj, "")
-}
-
-type specConv struct {
-	root map[string]any
-}
-
-// resolve follows $ref (keeping the referring schema's description when it has one).
-func (c *specConv) resolve(s map[string]any) (map[string]any, error) {
-	for range 32 {
-		ref, ok := s["$ref"].(string)
-		if !ok {
-			return s, nil
-		}
-		target, err := c.pointer(ref)
-		if err != nil {
-			return nil, err
-		}
-		merged := map[string]any{}
-		for k, v := range target {
-			merged[k] = v
-		}
-		for k, v := range s {
-			if k != "$ref" {
-				merged[k] = v
+	root := Spec{}
+	options := map[*schemawalk.Property]*Option{}
+	err = doc.Walk(func(p *schemawalk.Property) bool {
+		o := optionOf(p)
+		options[p] = o
+		parent := root
+		if p.Parent != nil {
+			po := options[p.Parent]
+			sub := &po.Options
+			if p.Parent.Kind == schemawalk.Map {
+				sub = &po.ValueOptions
 			}
-		}
-		s = merged
-	}
-	return nil, fmt.Errorf("too many nested $ref")
-}
-
-func (c *specConv) pointer(ref string) (map[string]any, error) {
-	if !strings.HasPrefix(ref, "#/") {
-		return nil, fmt.Errorf("$ref %q: only local references are supported", ref)
-	}
-	var cur any = c.root
-	for _, tok := range strings.Split(ref[2:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("$ref %q does not resolve", ref)
-		}
-		cur = m[tok]
-	}
-	m, ok := cur.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("$ref %q does not resolve to a schema", ref)
-	}
-	return m, nil
-}
-
-func (c *specConv) spec(obj map[string]any, path string) (Spec, error) {
-	props, _ := obj["properties"].(map[string]any)
-	required := map[string]bool{}
-	if req, ok := obj["required"].([]any); ok {
-		for _, r := range req {
-			if s, ok := r.(string); ok {
-				required[s] = true
+			if *sub == nil {
+				*sub = Spec{}
 			}
+			parent = *sub
 		}
-	}
-	out := Spec{}
-	for name, raw := range props {
-		ps, ok := raw.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s%s: not a schema", path, name)
-		}
-		o, err := c.option(ps, path+name)
-		if err != nil {
-			return nil, err
-		}
-		o.Required = required[name]
-		out[name] = o
-	}
-	return out, nil
-}
-
-func (c *specConv) option(s map[string]any, path string) (*Option, error) {
-	s, err := c.resolve(s)
+		parent[p.Name] = o
+		return true
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	o := &Option{Default: s["default"]}
-	o.Description, _ = s["description"].(string)
-	o.NoLog, _ = s["writeOnly"].(bool)
-	t, _ := s["type"].(string)
-	switch t {
-	case "object":
+	return root, nil
+}
+
+// optionOf is the option of one schema property (without its suboptions).
+func optionOf(p *schemawalk.Property) *Option {
+	s := p.Schema
+	o := &Option{Default: s.Default, Description: s.Description, NoLog: s.WriteOnly, Required: p.Required, Choices: s.Enum}
+	switch p.Kind {
+	case schemawalk.Object:
 		o.Type = "dict"
-		if _, ok := s["properties"]; ok {
-			if o.Options, err = c.spec(s, path+"."); err != nil {
-				return nil, err
+		o.rules(s)
+	case schemawalk.Map:
+		o.Type = "dict"
+		if p.Elem != nil {
+			o.Values = scalarType(p.Elem.Type)
+			var values Option
+			values.rules(p.Elem)
+			if len(values.RequiredOneOf) > 0 {
+				o.ValueExactlyOne = values.RequiredOneOf[0]
 			}
-		} else {
-			o.Values = c.valueType(s)
 		}
-	case "array":
-		o.Type = "list"
-		items, _ := s["items"].(map[string]any)
-		if items == nil {
-			o.Elements = "raw"
-			break
+	case schemawalk.List:
+		o.Type, o.Elements = "list", "raw"
+		if p.Elem != nil {
+			o.Elements = scalarType(p.Elem.Type)
+			if o.Elements == "dict" {
+				o.rules(p.Elem)
+			} else {
+				o.Choices = p.Elem.Enum
+			}
 		}
-		el, err := c.option(items, path+"[]")
-		if err != nil {
-			return nil, err
-		}
-		o.Elements = el.Type
-		o.Options = el.Options
 	default:
-		o.Type = scalarType(t)
+		o.Type = scalarType(s.Type)
 	}
-	return o, nil
+	return o
 }
 
-// valueType is the type of a map's values: the additionalProperties schema's, else the one
-// type shared by every patternProperties schema.
-func (c *specConv) valueType(s map[string]any) string {
-	if ap, ok := s["additionalProperties"].(map[string]any); ok {
-		t, _ := ap["type"].(string)
-		return scalarType(t)
-	}
-	pp, _ := s["patternProperties"].(map[string]any)
-	types := map[string]bool{}
-	for _, v := range pp {
-		m, _ := v.(map[string]any)
-		t, _ := m["type"].(string)
-		types[scalarType(t)] = true
-	}
-	if len(types) == 1 {
-		for t := range types {
-			return t
+// anyNoLog reports whether an option of s, at any depth, is no_log.
+func (s Spec) anyNoLog() bool {
+	for _, o := range s {
+		if o.NoLog || o.Options.anyNoLog() || o.ValueOptions.anyNoLog() {
+			return true
 		}
 	}
-	return ""
-}
-
-func scalarType(t string) string {
-	switch t {
-	case "string":
-		return "str"
-	case "boolean":
-		return "bool"
-	case "integer":
-		return "int"
-	case "number":
-		return "float"
-	case "object":
-		return "dict"
-	case "array":
-		return "list"
-	}
-	return "raw"
+	return false
 }
 
 // Names lists the options' names, sorted.
@@ -222,6 +144,16 @@ func (s Spec) secrets(options map[string]any, out *[]string) {
 		}
 		if o.NoLog {
 			collectScalars(v, out)
+			continue
+		}
+		if o.ValueOptions != nil {
+			if m, ok := v.(map[string]any); ok {
+				for _, e := range m {
+					if em, ok := e.(map[string]any); ok {
+						o.ValueOptions.secrets(em, out)
+					}
+				}
+			}
 			continue
 		}
 		if o.Options == nil {
@@ -295,9 +227,16 @@ func (s Spec) normalize(options map[string]any, path string, warnings *[]string)
 			if !ok {
 				continue
 			}
-			if o.Options != nil {
+			switch {
+			case o.Options != nil:
 				o.Options.normalize(m, p+".", warnings)
-			} else if o.Values == "str" {
+			case o.ValueOptions != nil:
+				for _, k := range sortedKeys(m) {
+					if em, ok := m[k].(map[string]any); ok {
+						o.ValueOptions.normalize(em, p+"."+k+".", warnings)
+					}
+				}
+			case o.Values == "str":
 				for _, k := range sortedKeys(m) {
 					if m[k] == nil {
 						delete(m, k)
@@ -348,4 +287,45 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// rules reads the rules between an object's properties that an argument spec can state: a oneOf
+// whose every branch only requires one property (exactly one of them: mutually exclusive and
+// one required), and dependentRequired (required_by).
+func (o *Option) rules(obj *jsonschema.Schema) {
+	if len(obj.OneOf) > 1 {
+		var names []string
+		for _, branch := range obj.OneOf {
+			if len(branch.Required) != 1 || branch.Properties != nil || branch.Type != "" {
+				names = nil
+				break
+			}
+			names = append(names, branch.Required[0])
+		}
+		if names != nil {
+			o.MutuallyExclusive = [][]string{names}
+			o.RequiredOneOf = [][]string{names}
+		}
+	}
+	if len(obj.DependentRequired) > 0 {
+		o.RequiredBy = obj.DependentRequired
+	}
+}
+
+func scalarType(t string) string {
+	switch t {
+	case "string":
+		return "str"
+	case "boolean":
+		return "bool"
+	case "integer":
+		return "int"
+	case "number":
+		return "float"
+	case "object":
+		return "dict"
+	case "array":
+		return "list"
+	}
+	return "raw"
 }

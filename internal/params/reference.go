@@ -2,10 +2,9 @@ package params
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
-	"github.com/invopop/jsonschema"
+	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 )
 
 // Markers around the generated params reference in README.md.
@@ -16,64 +15,43 @@ const (
 
 // Reference renders the params reference (a Markdown table) from a schema document.
 func Reference(schemaJSON []byte) (string, error) {
-	var root jsonschema.Schema
-	if err := root.UnmarshalJSON(schemaJSON); err != nil {
-		return "", fmt.Errorf("reading schema: %w", err)
-	}
-	resolve := func(s *jsonschema.Schema) *jsonschema.Schema {
-		name, ok := strings.CutPrefix(s.Ref, "#/$defs/")
-		if !ok || root.Definitions[name] == nil {
-			return s
-		}
-		d := *root.Definitions[name]
-		if s.Description != "" { // the property's description wins over the type's
-			d.Description = s.Description
-		}
-		return &d
+	doc, err := schemawalk.Parse(schemaJSON)
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
 	b.WriteString("| field | type | required | default | description |\n|---|---|---|---|---|\n")
-	var walk func(path string, s *jsonschema.Schema)
-	walk = func(path string, s *jsonschema.Schema) {
-		if s.Properties == nil {
-			return
+	err = doc.Walk(func(p *schemawalk.Property) bool {
+		typ := or(p.Schema.Type, "object")
+		switch p.Kind {
+		case schemawalk.List:
+			typ = "list of object"
+			if p.Elem != nil {
+				typ = "list of " + or(p.Elem.Type, "object")
+			}
+		case schemawalk.Map:
+			typ = "map"
+			if p.Elem != nil {
+				typ = "map of " + or(p.Elem.Type, "object")
+			}
 		}
-		for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
-			name, p := pair.Key, resolve(pair.Value)
-			field := strings.TrimPrefix(path+"."+name, ".")
-			typ, next, nextPath := p.Type, p, field
-			if p.Items != nil {
-				next, nextPath = resolve(p.Items), field+"[]"
-				typ = "list of " + or(next.Type, "object")
-			}
-			for _, v := range p.PatternProperties {
-				if r := resolve(v); r.Properties != nil {
-					next, nextPath = r, field+".<id>"
-					typ = "map of object"
-				}
-			}
-			switch {
-			case typ == "":
-				typ = "object"
-			case typ == "object" && p.Properties == nil && (p.AdditionalProperties != nil || p.PatternProperties != nil):
-				typ = "map of string"
-			}
-			if p.WriteOnly {
-				typ += " (secret)"
-			}
-			def := ""
-			if p.Default != nil {
-				def = fmt.Sprintf("`%v`", p.Default)
-			}
-			req := ""
-			if slices.Contains(s.Required, name) {
-				req = "yes"
-			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", field, typ, req, def, strings.ReplaceAll(p.Description, "|", `\|`))
-			walk(nextPath, next)
+		if p.Schema.WriteOnly {
+			typ += " (secret)"
 		}
+		def := ""
+		if p.Schema.Default != nil {
+			def = fmt.Sprintf("`%v`", p.Schema.Default)
+		}
+		req := ""
+		if p.Required {
+			req = "yes"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", p.Path, typ, req, def, strings.ReplaceAll(p.Schema.Description, "|", `\|`))
+		return true
+	})
+	if err != nil {
+		return "", err
 	}
-	walk("", resolve(&root))
 	return b.String(), nil
 }
 

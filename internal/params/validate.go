@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
 
@@ -424,33 +425,28 @@ func suggest(key string) string {
 	return best
 }
 
-// schemaNames are the property names of the schema's objects, and those of its secret
-// (writeOnly) properties.
+// schemaNames are the names of the schema's properties, and those of its secret (writeOnly)
+// properties.
 var schemaNames = sync.OnceValue(func() (names struct {
 	all       []string
 	writeOnly map[string]bool
 }) {
-	var doc struct {
-		Defs map[string]struct {
-			Properties map[string]struct {
-				WriteOnly bool `json:"writeOnly"`
-			} `json:"properties"`
-		} `json:"$defs"`
-	}
-	_ = json.Unmarshal(schema.BuildParams, &doc)
 	names.writeOnly = map[string]bool{}
-	seen := map[string]bool{}
-	for _, d := range doc.Defs {
-		for n, p := range d.Properties {
-			if !seen[n] {
-				seen[n] = true
-				names.all = append(names.all, n)
-			}
-			if p.WriteOnly {
-				names.writeOnly[n] = true
-			}
-		}
+	doc, err := schemawalk.Parse(schema.BuildParams)
+	if err != nil {
+		return names // the embedded schema is tested; no hints rather than a panic
 	}
+	seen := map[string]bool{}
+	_ = doc.Walk(func(p *schemawalk.Property) bool {
+		if !seen[p.Name] {
+			seen[p.Name] = true
+			names.all = append(names.all, p.Name)
+		}
+		if p.Schema.WriteOnly {
+			names.writeOnly[p.Name] = true
+		}
+		return true
+	})
 	sort.Strings(names.all)
 	return names
 })

@@ -3,6 +3,11 @@
 // credential: URLs are stripped of userinfo before they get here.
 package result
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Steps of a build, named in failures.
 const (
 	StepSource = "source"
@@ -96,4 +101,47 @@ func (r *Result) Digests() map[string]string {
 		}
 	}
 	return out
+}
+
+// Summary is the one-line message of a successful request.
+func (r *Result) Summary() string {
+	var changed []string
+	for _, img := range r.Images {
+		if img.Changed {
+			changed = append(changed, img.Ref)
+		}
+	}
+	n := len(r.Images)
+	switch {
+	case r.DryRun && len(changed) > 0:
+		return fmt.Sprintf("would build and push %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
+	case len(changed) > 0:
+		return fmt.Sprintf("built and pushed %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
+	}
+	return fmt.Sprintf("all %d image(s) up to date", n)
+}
+
+// RebuiltMarker is what TagDiff says a tag will point at after a dry run that would rebuild it.
+const RebuiltMarker = "(rebuilt; digest known after the build)"
+
+// TagDiff maps every tag of the request (REGISTRY/IMAGE:TAG) to the digest it pointed at before
+// (tags that did not exist are absent) and the digest it points at now (in a dry run, the
+// digest it keeps, or RebuiltMarker).
+func (r *Result) TagDiff() (before, after map[string]string) {
+	before, after = map[string]string{}, map[string]string{}
+	for _, img := range r.Images {
+		for _, tag := range img.Tags {
+			ref := img.Repository + ":" + tag
+			if d := img.Previous[tag]; d != "" {
+				before[ref] = d
+			}
+			switch {
+			case img.Digest != "":
+				after[ref] = img.Digest
+			case r.DryRun:
+				after[ref] = RebuiltMarker
+			}
+		}
+	}
+	return before, after
 }

@@ -4,43 +4,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
+	"sort"
 	"strings"
+
+	"github.com/invopop/jsonschema"
+
+	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
 )
 
 // Schema is a JSON Schema document whose object schemas live under $defs (as
-// github.com/invopop/jsonschema writes them).
+// github.com/invopop/jsonschema writes them), read through internal/schemawalk.
 type Schema struct {
-	defs map[string]*jsonSchema
-}
-
-type jsonSchema struct {
-	Ref                  string                 `json:"$ref"`
-	Type                 string                 `json:"type"`
-	Description          string                 `json:"description"`
-	Default              any                    `json:"default"`
-	Required             []string               `json:"required"`
-	Properties           map[string]*jsonSchema `json:"properties"`
-	Items                *jsonSchema            `json:"items"`
-	AdditionalProperties json.RawMessage        `json:"additionalProperties"`
-	PatternProperties    map[string]*jsonSchema `json:"patternProperties"`
-	Defs                 map[string]*jsonSchema `json:"$defs"`
+	doc *schemawalk.Doc
 }
 
 // ParseSchema reads a JSON Schema document.
 func ParseSchema(data []byte) (*Schema, error) {
-	var root jsonSchema
-	if err := json.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("reading the schema: %w", err)
+	doc, err := schemawalk.Parse(data)
+	if err != nil {
+		return nil, err
 	}
-	if len(root.Defs) == 0 {
+	if len(doc.Defs()) == 0 {
 		return nil, fmt.Errorf("reading the schema: no $defs")
 	}
-	return &Schema{defs: root.Defs}, nil
+	return &Schema{doc: doc}, nil
 }
 
 // Defs lists the names of the schema's definitions, sorted.
-func (s *Schema) Defs() []string { return sortedKeys(s.defs) }
+func (s *Schema) Defs() []string { return s.doc.Defs() }
 
 // Mirror checks TOSCA definitions against a JSON Schema: each TOSCA data type named by
 // TypeName(def) must have the properties of the schema's object def, with the same types,
@@ -62,7 +53,7 @@ func (m Mirror) DataTypes(types map[string]DataType, defs ...string) []string {
 			out = append(out, fmt.Sprintf("%s: missing (it mirrors #/$defs/%s)", name, def))
 			continue
 		}
-		if js := m.Schema.defs[def]; js != nil && js.Description != "" && norm(dt.Description) != norm(js.Description) {
+		if js := m.Schema.doc.Def(def); js != nil && js.Description != "" && norm(dt.Description) != norm(js.Description) {
 			out = append(out, fmt.Sprintf("%s: description is %q, the schema says %q", name, norm(dt.Description), js.Description))
 		}
 		out = append(out, m.Properties(name, dt.Properties, def)...)
@@ -78,26 +69,37 @@ func (m Mirror) DataTypes(types map[string]DataType, defs ...string) []string {
 // disagreement too, except an empty map or list: TOSCA needs a value for an optional complex input or
 // property, and {} there means "not set" (the playbook leaves it out).
 func (m Mirror) Properties(where string, props map[string]Property, def string) []string {
-	obj := m.Schema.defs[def]
+	obj := m.Schema.doc.Def(def)
 	if obj == nil {
 		return []string{fmt.Sprintf("%s: the schema has no #/$defs/%s", where, def)}
 	}
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	schemaProps, err := m.Schema.doc.Properties(obj, nil)
+	if err != nil {
+		return []string{fmt.Sprintf("%s.%v", where, err)}
+	}
+	names := make([]string, len(schemaProps))
+	byName := map[string]*schemawalk.Property{}
+	for i, sp := range schemaProps {
+		names[i], byName[sp.Name] = sp.Name, sp
+	}
+	sort.Strings(names)
 	for _, name := range sortedKeys(props) {
-		if obj.Properties[name] == nil {
-			add("%s.%s: not in the schema (#/$defs/%s has %s)", where, name, def, strings.Join(sortedKeys(obj.Properties), ", "))
+		if byName[name] == nil {
+			add("%s.%s: not in the schema (#/$defs/%s has %s)", where, name, def, strings.Join(names, ", "))
 		}
 	}
-	for _, name := range sortedKeys(obj.Properties) {
-		js := obj.Properties[name]
+	for _, name := range names {
+		sp := byName[name]
+		js := sp.Schema
 		at := where + "." + name
 		p, ok := props[name]
 		if !ok {
 			add("%s: missing (#/$defs/%s/properties/%s)", at, def, name)
 			continue
 		}
-		typ, entry, err := m.toscaType(js)
+		typ, entry, err := m.toscaType(js, sp.Def)
 		if err != nil {
 			add("%s: %v", at, err)
 			continue
@@ -112,8 +114,8 @@ func (m Mirror) Properties(where string, props map[string]Property, def string) 
 		case p.EntrySchema.Type != entry:
 			add("%s: entry_schema type is %q, the schema says %q", at, p.EntrySchema.Type, entry)
 		}
-		if want := slices.Contains(obj.Required, name); p.IsRequired() != want {
-			add("%s: required is %t, the schema says %t", at, p.IsRequired(), want)
+		if p.IsRequired() != sp.Required {
+			add("%s: required is %t, the schema says %t", at, p.IsRequired(), sp.Required)
 		}
 		switch {
 		case js.Default != nil && !reflect.DeepEqual(p.Default, js.Default):
@@ -121,20 +123,17 @@ func (m Mirror) Properties(where string, props map[string]Property, def string) 
 		case js.Default == nil && p.Default != nil && !isEmptyMap(p.Default):
 			add("%s: default is %v, the schema has none", at, show(p.Default))
 		}
-		if js.Description != "" && norm(p.Description) != js.Description {
-			add("%s: description is %q, the schema says %q", at, norm(p.Description), js.Description)
+		if desc := sp.Schema.Description; desc != "" && norm(p.Description) != desc {
+			add("%s: description is %q, the schema says %q", at, norm(p.Description), desc)
 		}
 	}
 	return out
 }
 
-// toscaType is the TOSCA type (and entry_schema type, for lists and maps) of a JSON Schema.
-func (m Mirror) toscaType(js *jsonSchema) (typ, entry string, err error) {
-	if js.Ref != "" {
-		def, ok := strings.CutPrefix(js.Ref, "#/$defs/")
-		if !ok {
-			return "", "", fmt.Errorf("unsupported $ref %q", js.Ref)
-		}
+// toscaType is the TOSCA type (and entry_schema type, for lists and maps) of a JSON Schema
+// ($ref resolved; def is the definition it came from, "" for an inline schema).
+func (m Mirror) toscaType(js *jsonschema.Schema, def string) (typ, entry string, err error) {
+	if def != "" {
 		return m.TypeName(def), "", nil
 	}
 	switch js.Type {
@@ -146,7 +145,7 @@ func (m Mirror) toscaType(js *jsonSchema) (typ, entry string, err error) {
 		if js.Items == nil {
 			return "list", "", nil
 		}
-		e, sub, err := m.toscaType(js.Items)
+		e, sub, err := m.resolvedType(js.Items)
 		if err != nil {
 			return "", "", err
 		}
@@ -155,16 +154,16 @@ func (m Mirror) toscaType(js *jsonSchema) (typ, entry string, err error) {
 		}
 		return "list", e, nil
 	case "object":
-		if len(js.Properties) > 0 {
+		if js.Properties != nil && js.Properties.Len() > 0 {
 			return "", "", fmt.Errorf("inline object schema: give it a $defs entry and a data type")
 		}
-		values := js.valueSchemas()
+		values := schemawalk.ValueSchemas(js)
 		if len(values) == 0 {
 			return "map", "", nil
 		}
 		var entry string
 		for i, v := range values {
-			e, sub, err := m.toscaType(v)
+			e, sub, err := m.resolvedType(v)
 			if err != nil {
 				return "", "", err
 			}
@@ -181,23 +180,17 @@ func (m Mirror) toscaType(js *jsonSchema) (typ, entry string, err error) {
 	return "", "", fmt.Errorf("unsupported schema type %q", js.Type)
 }
 
+func (m Mirror) resolvedType(s *jsonschema.Schema) (typ, entry string, err error) {
+	r, def, err := m.Schema.doc.Resolve(s)
+	if err != nil {
+		return "", "", err
+	}
+	return m.toscaType(r, def)
+}
+
 // nested reports whether an entry type is itself a list or a map, which one entry_schema cannot
 // describe.
 func nested(typ, entry string) bool { return entry != "" || typ == "list" || typ == "map" }
-
-// valueSchemas are the schemas of a map's values: additionalProperties (when a schema) and
-// every patternProperties schema.
-func (js *jsonSchema) valueSchemas() []*jsonSchema {
-	var out []*jsonSchema
-	var ap jsonSchema
-	if len(js.AdditionalProperties) > 0 && js.AdditionalProperties[0] == '{' && json.Unmarshal(js.AdditionalProperties, &ap) == nil {
-		out = append(out, &ap)
-	}
-	for _, k := range sortedKeys(js.PatternProperties) {
-		out = append(out, js.PatternProperties[k])
-	}
-	return out
-}
 
 // norm is a TOSCA description as one line (YAML block scalars may keep a final newline).
 func norm(s string) string { return strings.Join(strings.Fields(s), " ") }

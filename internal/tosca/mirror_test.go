@@ -215,7 +215,7 @@ func TestMirrorUnsupportedSchemas(t *testing.T) {
 	if _, err := ParseSchema([]byte(`{"type": "object"}`)); err == nil {
 		t.Error("a schema without $defs parsed")
 	}
-	if got := (Mirror{Schema: &Schema{defs: map[string]*jsonSchema{}}}).Properties("x", nil, "Nope"); !slices.Equal(got, []string{"x: the schema has no #/$defs/Nope"}) {
+	if got := (Mirror{Schema: mustSchema(t, `{"$defs": {"Other": {"type": "object"}}}`)}).Properties("x", nil, "Nope"); !slices.Equal(got, []string{"x: the schema has no #/$defs/Nope"}) {
 		t.Errorf("unknown def: %q", got)
 	}
 }
@@ -241,4 +241,13 @@ func writeFile(t *testing.T, name, content string) {
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustSchema(t *testing.T, doc string) *Schema {
+	t.Helper()
+	s, err := ParseSchema([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -22,22 +22,24 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/imagebuilder/imagebuilder/internal/ansible"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 const ansibleBinEnv = "IMAGEBUILDER_TEST_ANSIBLE_BIN"
 
 var (
-	libOnce sync.Once
-	libDir  string
-	libErr  error
+	collOnce sync.Once
+	collOut  string // scripts/build-collection.sh's output directory
+	collTar  string // the collection tarball
+	collErr  error
 )
 
-// TestMain removes the module binary that library builds once for all tests.
+// TestMain removes the collection that collection() builds once for all tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if libDir != "" {
-		os.RemoveAll(libDir)
+	if collOut != "" {
+		os.RemoveAll(collOut)
 	}
 	os.Exit(code)
 }
@@ -52,33 +54,41 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// library builds the module as `make modules` does (static, stripped) into a directory of its
-// own, with the sidecar documentation beside it, once per test process.
-func library(t *testing.T) string {
+// collection builds the imagebuilder.images collection with scripts/build-collection.sh, once
+// per test process, and returns the collections path that holds it staged
+// (ansible_collections/imagebuilder/images) and the tarball.
+func collection(t *testing.T) (path, tarball string) {
 	t.Helper()
-	libOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "imagebuilder-ansible-lib")
+	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
+	root := repoRoot(t)
+	collOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imagebuilder-collection")
 		if err != nil {
-			libErr = err
+			collErr = err
 			return
 		}
-		libDir = dir
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(dir, "image_build"), ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			libErr = fmt.Errorf("go build: %v\n%s", err, out)
+		collOut = dir
+		cmd := exec.Command(filepath.Join(root, "scripts", "build-collection.sh"), dir)
+		cmd.Env = append(os.Environ(), "ANSIBLE_GALAXY="+filepath.Join(bin, "ansible-galaxy"))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			collErr = fmt.Errorf("build-collection.sh: %v\n%s", err, stderr.String())
 			return
 		}
-		data, err := os.ReadFile("image_build.yml")
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, "image_build.yml"), data, 0o644)
-		}
-		libErr = err
+		collTar = strings.TrimSpace(string(out))
 	})
-	if libErr != nil {
-		t.Fatal(libErr)
+	if collErr != nil {
+		t.Fatal(collErr)
 	}
-	return libDir
+	return filepath.Join(collOut, "collection"), collTar
+}
+
+// moduleFile is the binary of the collection built by collection() for this machine.
+func moduleFile(t *testing.T) string {
+	path, _ := collection(t)
+	return filepath.Join(path, "ansible_collections", "imagebuilder", "images", "binaries", "linux_amd64", "image_build")
 }
 
 type playRun struct {
@@ -87,16 +97,16 @@ type playRun struct {
 }
 
 // ansibleEnv is the environment of every ansible command: the playbooks' ansible.cfg, the
-// library built by the test, temporary directories of the test's own, no colours.
+// collection built by the test, temporary directories of the test's own, no colours.
 func ansibleEnv(t *testing.T, extra ...string) []string {
 	t.Helper()
 	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
+	colls, _ := collection(t)
 	tmp := t.TempDir()
 	env := append(os.Environ(),
 		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"ANSIBLE_CONFIG="+filepath.Join(repoRoot(t), "playbooks", "ansible.cfg"),
-		"ANSIBLE_LIBRARY="+library(t),
-		"ANSIBLE_COLLECTIONS_PATH="+filepath.Join(tmp, "collections"),
+		"ANSIBLE_COLLECTIONS_PATH="+colls,
 		"ANSIBLE_LOCAL_TEMP="+filepath.Join(tmp, "local"),
 		"ANSIBLE_REMOTE_TEMP="+filepath.Join(tmp, "remote"),
 		"ANSIBLE_NOCOLOR=1",
@@ -107,10 +117,14 @@ func ansibleEnv(t *testing.T, extra ...string) []string {
 	return append(env, extra...)
 }
 
-// runAnsible runs one of the venv's ansible commands.
+// runAnsible runs one of the venv's ansible commands. ansible-playbook gets a module cache of the
+// test's own (imagebuilder_module_cache), unless args set one.
 func runAnsible(t *testing.T, env []string, command string, args ...string) playRun {
 	t.Helper()
 	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
+	if command == "ansible-playbook" && !strings.Contains(strings.Join(args, " "), "imagebuilder_module_cache=") {
+		args = append([]string{"-e", "imagebuilder_module_cache=" + filepath.Join(t.TempDir(), "modules")}, args...)
+	}
 	cmd := exec.Command(filepath.Join(bin, command), args...)
 	cmd.Dir = filepath.Join(repoRoot(t), "playbooks")
 	cmd.Env = env
@@ -122,12 +136,12 @@ func runAnsible(t *testing.T, env []string, command string, args ...string) play
 	} else if err != nil {
 		t.Fatalf("%s: %v", command, err)
 	}
-	// With -vvv, ansible-playbook names the module file it ran: outside a collection, it must be
-	// the one built here.
-	want := filepath.Join(library(t), "image_build")
+	// With -vvv, the action plugin names the module file it ran: it must be one of the
+	// collection built here (staged, or installed by a test into its temporary directory).
+	colls, _ := collection(t)
 	for _, m := range usingModule.FindAllStringSubmatch(r.out, -1) {
-		if m[1] != want && !strings.Contains(m[1], "/ansible_collections/") {
-			t.Fatalf("the module that ran (%s) is not the one this test built (%s)", m[1], want)
+		if !strings.HasPrefix(m[1], colls+"/") && !strings.HasPrefix(m[1], os.TempDir()+"/Test") {
+			t.Fatalf("the module that ran (%s) is not one of the collection this test built (%s)", m[1], colls)
 		}
 	}
 	return r
@@ -153,9 +167,9 @@ func buildPlaybook(t *testing.T, request map[string]any, args ...string) (playRu
 	if err := os.WriteFile(varsFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// ansible-playbook prefers a library/ directory beside the playbook to every configured path,
-	// and playbooks/library holds whatever `make modules` built last: run a copy of build.yml
-	// from a directory of its own so the binary built by this test is the one that runs.
+	// ansible-playbook prefers a collections/ directory beside the playbook to every configured
+	// path: run a copy of build.yml from a directory of its own so the collection built by this
+	// test is the one that runs.
 	playbook := filepath.Join(dir, "build.yml")
 	src, err := os.ReadFile(filepath.Join(repoRoot(t), "playbooks", "build.yml"))
 	if err != nil {
@@ -458,16 +472,24 @@ func TestPlaybookBadOptions(t *testing.T) {
 	}
 }
 
-// TestAnsibleDoc: ansible-doc renders the sidecar documentation beside the binary, and its JSON
-// form lists the schema's options.
+// TestAnsibleDoc: ansible-doc lists the collection's module with its description (and no
+// per-platform binary as a module), renders its generated documentation, and its JSON form has
+// the schema's options; `make modules`' sidecar renders beside a binary in a library directory.
 func TestAnsibleDoc(t *testing.T) {
 	testenv.Require(t, ansibleBinEnv)
-	lib := library(t)
-	r := runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "image_build")
+	r := runAnsible(t, ansibleEnv(t), "ansible-doc", "-t", "module", "-l", "imagebuilder.images")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^imagebuilder\.images\.image_build\s+Build container images`).MatchString(r.out) {
+		t.Errorf("ansible-doc -l does not list image_build with its description (exit %d):\n%s", r.code, r.out)
+	}
+	if strings.Contains(r.out, "linux_") || strings.Contains(r.out, "WARNING") {
+		t.Errorf("ansible-doc -l lists a binary or warns:\n%s", r.out)
+	}
+	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "imagebuilder.images.image_build")
 	if r.code != 0 {
 		t.Fatalf("ansible-doc exited %d\n%s", r.code, r.out)
 	}
-	for _, want := range []string{"MODULE image_build", "OPTIONS", "source", "git_repo", "no_log: true", "RETURN VALUES", "digests", "community.docker.docker_image_build"} {
+	for _, want := range []string{"MODULE imagebuilder.images.image_build", "OPTIONS", "git_repo", "ATTRIBUTES", "idempotent",
+		"RETURN VALUES", "digests", "community.docker.docker_image_build", "imagebuilder authors (@imagebuilder)"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("ansible-doc output lacks %q", want)
 		}
@@ -475,7 +497,7 @@ func TestAnsibleDoc(t *testing.T) {
 	if strings.Contains(r.out, "WARNING") || strings.Contains(r.out, "ERROR") {
 		t.Errorf("ansible-doc complains:\n%s", r.out)
 	}
-	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "-j", "image_build")
+	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-j", "imagebuilder.images.image_build")
 	var doc map[string]struct {
 		Doc struct {
 			Options map[string]any `json:"options"`
@@ -484,9 +506,34 @@ func TestAnsibleDoc(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
 		t.Fatalf("ansible-doc -j: %v\n%s", err, r.out)
 	}
-	opts := doc["image_build"].Doc.Options
+	opts := doc["imagebuilder.images.image_build"].Doc.Options
 	if len(opts) != 5 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil || opts["secrets"] == nil || opts["ssh"] == nil {
 		t.Errorf("ansible-doc -j options: %v", opts)
+	}
+
+	// The sidecar of `make modules` (a library directory: TOSCA's playbooks use one).
+	lib := t.TempDir()
+	m, err := ansible.LoadModuleDoc("image_build", "../../schema/build-params.schema.json", "docs.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	side, err := m.Sidecar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(moduleFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lib, "image_build.yml"), side, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lib, "image_build"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "image_build")
+	if r.code != 0 || !strings.Contains(r.out, "MODULE image_build") || !strings.Contains(r.out, "RETURN VALUES") {
+		t.Errorf("ansible-doc of the sidecar (exit %d):\n%s", r.code, r.out)
 	}
 }
 
@@ -494,27 +541,26 @@ func TestAnsibleDoc(t *testing.T) {
 // environment.
 func TestExamplePlaybooks(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.BaseAlt)
-	if env[testenv.Registry] != "127.0.0.1:5000" {
-		t.Fatalf("the example playbooks push to 127.0.0.1:5000, the test registry is %s", env[testenv.Registry])
-	}
+	reg := env[testenv.Registry]
 	for _, tt := range []struct{ playbook, task string }{
 		{"examples/localhost.yml", "Build examples/demo/app in two variants"},
 		{"examples/delegate.yml", "Build and push on the build host"},
 	} {
 		t.Run(filepath.Base(tt.playbook), func(t *testing.T) {
 			tag := testenv.UniqueTag("example")
-			r := runAnsible(t, ansibleEnv(t), "ansible-playbook", tt.playbook, "-e", "tag="+tag, "-e", "builder_endpoint="+env[testenv.BuildKit], "-vvv")
+			r := runAnsible(t, ansibleEnv(t), "ansible-playbook", tt.playbook, "-e", "tag="+tag, "-e", "registry="+reg,
+				"-e", "builder_endpoint="+env[testenv.BuildKit], "-vvv")
 			if r.code != 0 {
 				t.Fatalf("exit %d\n%s", r.code, r.out)
 			}
 			if got := taskStatus(t, r.out, tt.task); got != "changed" {
 				t.Errorf("task %s, want changed", got)
 			}
-			m := regexp.MustCompile(`127\.0\.0\.1:5000/demo/hello(?::` + tag + `"?:|@) ?"?(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.out)
+			m := regexp.MustCompile(regexp.QuoteMeta(reg) + `/demo/hello(?::` + tag + `"?:|@) ?"?(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.out)
 			if m == nil {
 				t.Fatalf("no digest printed:\n%s", r.out)
 			}
-			if got := testenv.RegistryDigest(t, "127.0.0.1:5000/demo/hello:"+tag, testenv.Basic("", "")); got != m[1] {
+			if got := testenv.RegistryDigest(t, reg+"/demo/hello:"+tag, testenv.Basic("", "")); got != m[1] {
 				t.Errorf("printed digest %s, registry serves %s", m[1], got)
 			}
 		})

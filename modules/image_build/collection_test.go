@@ -13,35 +13,24 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
-// TestCollection builds the imagebuilder.images collection with scripts/build-collection.sh
-// (ansible-galaxy collection build), installs it into a temporary path with ansible-galaxy
-// collection install, and runs a play that names the module by its FQCN: ansible-doc renders
-// it, a build pushes the digest the registry serves, and the action plugin picks the linux/arm64
-// binary on an aarch64 host (a `uname` that says so; the binary runs under qemu-user) and
-// refuses other machines.
+// TestCollection installs the collection built with scripts/build-collection.sh (ansible-galaxy
+// collection build) into a temporary path with ansible-galaxy collection install, and runs a
+// play that names the module by its FQCN: ansible-doc renders it, a build pushes the digest the
+// registry serves, and the action plugin picks the linux/arm64 binary on an aarch64 host (a
+// `uname` that says so; the binary runs under qemu-user) and refuses other machines.
 func TestCollection(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.Base)
 	bin := env[ansibleBinEnv]
-	root := repoRoot(t)
-
-	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(root, "scripts", "build-collection.sh"), out)
-	cmd.Env = append(os.Environ(), "ANSIBLE_GALAXY="+filepath.Join(bin, "ansible-galaxy"))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	tarball, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("build-collection.sh: %v\n%s", err, stderr.String())
-	}
+	_, tarball := collection(t)
 	collections := t.TempDir()
-	install := exec.Command(filepath.Join(bin, "ansible-galaxy"), "collection", "install", "-p", collections, strings.TrimSpace(string(tarball)))
+	install := exec.Command(filepath.Join(bin, "ansible-galaxy"), "collection", "install", "-p", collections, tarball)
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("ansible-galaxy collection install: %v\n%s", err, out)
 	}
 	installed := filepath.Join(collections, "ansible_collections", "imagebuilder", "images")
 	for path, machine := range map[string]elf.Machine{
-		"plugins/modules/image_build":             elf.EM_X86_64,
-		"plugins/modules/linux_arm64/image_build": elf.EM_AARCH64,
+		"binaries/linux_amd64/image_build": elf.EM_X86_64,
+		"binaries/linux_arm64/image_build": elf.EM_AARCH64,
 	} {
 		f, err := elf.Open(filepath.Join(installed, path))
 		if err != nil {
@@ -51,13 +40,24 @@ func TestCollection(t *testing.T) {
 			t.Errorf("%s is for %v, want %v", path, f.Machine, machine)
 		}
 		f.Close()
-		if _, err := os.Stat(filepath.Join(installed, path+".yml")); err != nil {
-			t.Errorf("no documentation beside %s: %v", path, err)
+	}
+	for _, path := range []string{"LICENSE", "CHANGELOG.md", "plugins/modules/image_build.py", "plugins/action/image_build.py", "binaries/SHA256SUMS"} {
+		if _, err := os.Stat(filepath.Join(installed, path)); err != nil {
+			t.Errorf("the installed collection lacks %s: %v", path, err)
 		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(installed, "plugins", "modules")); len(entries) != 1 {
+		t.Errorf("plugins/modules holds %d entries, want only image_build.py (binaries are no public module names)", len(entries))
 	}
 
 	collEnv := func(t *testing.T, extra ...string) []string {
 		return append(ansibleEnv(t, extra...), "ANSIBLE_COLLECTIONS_PATH="+collections)
+	}
+	usingInstalled := func(t *testing.T, out, platform string) {
+		t.Helper()
+		if !strings.Contains(out, "Using module file "+filepath.Join(installed, "binaries", platform, "image_build")+"\n") {
+			t.Errorf("the %s binary of the installed collection did not run:\n%s", platform, out)
+		}
 	}
 
 	t.Run("ansible-doc", func(t *testing.T) {
@@ -101,9 +101,7 @@ func TestCollection(t *testing.T) {
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)
 		}
-		if !strings.Contains(r.out, "Using module file "+filepath.Join(installed, "plugins/modules/image_build")+"\n") {
-			t.Errorf("the amd64 binary of the collection did not run:\n%s", r.out)
-		}
+		usingInstalled(t, r.out, "linux_amd64")
 		ref := env[testenv.Registry] + "/ansible/collection:" + tag
 		digests, _ := res["digests"].(map[string]any)
 		if got := testenv.RegistryDigest(t, ref, testenv.Basic("", "")); got == "" || digests[ref] != got || res["changed"] != true {
@@ -126,9 +124,7 @@ func TestCollection(t *testing.T) {
 		if r.code != 0 || res == nil {
 			t.Fatalf("exit %d\n%s", r.code, r.out)
 		}
-		if !strings.Contains(r.out, "Using module file "+filepath.Join(installed, "plugins/modules/linux_arm64/image_build")+"\n") {
-			t.Errorf("the arm64 binary did not run:\n%s", r.out)
-		}
+		usingInstalled(t, r.out, "linux_arm64")
 		if res["dry_run"] != true || res["changed"] != true {
 			t.Errorf("result: %v", res)
 		}

@@ -1,15 +1,17 @@
 // Command image_build is the Ansible module that builds container images from build params and
 // pushes them: the options are the build params (the JSON accepted by `imagebuilder build`),
 // the result is the same facts, plus `changed` overall. Check mode is `imagebuilder build
-// --dry-run`. Its documentation is image_build.yml, installed beside the binary.
+// --dry-run`. Its documentation is generated from the schema and docs.yml (the prose) into the
+// collection's plugins/modules/image_build.py and, for a library directory, a sidecar file.
 package main
+
+//go:generate go run ../../internal/ansible/gendoc -name image_build -schema ../../schema/build-params.schema.json -prose docs.yml -python ../../collection/plugins/modules/image_build.py
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/imagebuilder/imagebuilder/internal/ansible"
 	"github.com/imagebuilder/imagebuilder/internal/params"
@@ -81,50 +83,10 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		}
 		return resp
 	}
-	resp.Msg = summary(res)
+	resp.Msg = res.Summary()
 	if req.Diff && res.Changed {
-		resp.Diff = diff(res)
+		before, after := res.TagDiff()
+		resp.Diff = &ansible.Diff{Before: before, After: after, BeforeHeader: "registry", AfterHeader: "registry"}
 	}
 	return resp
-}
-
-// summary is the one-line message of a successful run.
-func summary(res *result.Result) string {
-	var changed []string
-	for _, img := range res.Images {
-		if img.Changed {
-			changed = append(changed, img.Ref)
-		}
-	}
-	n := len(res.Images)
-	switch {
-	case res.DryRun && len(changed) > 0:
-		return fmt.Sprintf("would build and push %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
-	case res.DryRun:
-		return fmt.Sprintf("all %d image(s) up to date", n)
-	case len(changed) > 0:
-		return fmt.Sprintf("built and pushed %d of %d image(s): %s", len(changed), n, strings.Join(changed, ", "))
-	}
-	return fmt.Sprintf("all %d image(s) up to date", n)
-}
-
-// diff maps every tag of the request to the digest it pointed at before (tags that did not exist
-// are absent) and points at now (or, in check mode, that it would be rebuilt).
-func diff(res *result.Result) *ansible.Diff {
-	before, after := map[string]any{}, map[string]any{}
-	for _, img := range res.Images {
-		for _, tag := range img.Tags {
-			ref := img.Repository + ":" + tag
-			if d := img.Previous[tag]; d != "" {
-				before[ref] = d // a tag that did not exist is absent from before
-			}
-			switch {
-			case img.Digest != "":
-				after[ref] = img.Digest
-			case res.DryRun:
-				after[ref] = "(rebuilt; digest known after the build)"
-			}
-		}
-	}
-	return &ansible.Diff{Before: before, After: after, BeforeHeader: "registry", AfterHeader: "registry"}
 }
