@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/imagebuilder/imagebuilder/internal/redact"
+
 	"github.com/invopop/jsonschema"
 
 	"github.com/imagebuilder/imagebuilder/internal/schemawalk"
@@ -143,7 +145,11 @@ func (s Spec) secrets(options map[string]any, out *[]string) {
 			continue
 		}
 		if o.NoLog {
-			collectScalars(v, out)
+			redact.Strings(v, func(_, s string) {
+				if s != "" {
+					*out = append(*out, s)
+				}
+			})
 			continue
 		}
 		if o.ValueOptions != nil {
@@ -168,28 +174,6 @@ func (s Spec) secrets(options map[string]any, out *[]string) {
 					o.Options.secrets(m, out)
 				}
 			}
-		}
-	}
-}
-
-func collectScalars(v any, out *[]string) {
-	switch v := v.(type) {
-	case nil:
-	case string:
-		if v != "" {
-			*out = append(*out, v)
-		}
-	case map[string]any:
-		for _, e := range v {
-			collectScalars(e, out)
-		}
-	case []any:
-		for _, e := range v {
-			collectScalars(e, out)
-		}
-	default:
-		if data, err := json.Marshal(v); err == nil {
-			*out = append(*out, string(data))
 		}
 	}
 }

@@ -273,3 +273,19 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestSuggestions: a misspelt key gets the closest name of its own object, never one from
+// elsewhere in the schema.
+func TestSuggestions(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"source": {"url": "x"}, "target": {"images": [{"image": "a", "tag": "1"}], "registry": {"url": "r.io"}}}`:                                               `/source: unknown property "url"` + "\n",
+		`{"source": {"local": {"path": "."}}, "target": {"images": [{"image": "a", "tag": "1", "platfroms": []}], "registry": {"url": "r.io"}}}`:                  `(did you mean "platforms"?)`,
+		`{"source": {"local": {"path": "."}}, "target": {"images": [{"image": "a", "tag": "1"}], "registry": {"url": "r.io"}}, "secrets": {"s": {"vaule": "v"}}}`: `/secrets/s: unknown property "vaule" (did you mean "value"?)`,
+		`{"source": {"local": {"path": "."}}, "target": {"images": [{"image": "a", "tag": "1"}], "registry": {"url": "r.io", "pasword": "p"}}}`:                   `(did you mean "password"?)`,
+	} {
+		_, err := Load([]byte(doc))
+		if err == nil || !strings.Contains(err.Error()+"\n", want) {
+			t.Errorf("%s:\n%v\nwant %q", doc, err, want)
+		}
+	}
+}

@@ -318,7 +318,7 @@ func schemaErrors(root *jsonschema.ValidationError, doc any) []FieldError {
 				} else if n > 0 && ve.InstanceLocation[n-1] == "secrets" {
 					add(ve.InstanceLocation, fmt.Sprintf("key %q is not %s", p, patternHints[PatternSecretID]))
 				} else {
-					add(ve.InstanceLocation, unknownMessage(p))
+					add(ve.InstanceLocation, unknownMessage(ve.InstanceLocation, p))
 				}
 			}
 			return
@@ -406,18 +406,32 @@ func patternMessage(k *kind.Pattern) string {
 	return k.LocalizedString(printer)
 }
 
-func unknownMessage(key string) string {
+func unknownMessage(loc []string, key string) string {
 	msg := fmt.Sprintf("unknown property %q", key)
-	if s := suggest(key); s != "" {
+	if s := suggest(loc, key); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return msg
 }
 
-// suggest returns the known property name closest to key, if it is close.
-func suggest(key string) string {
+// suggest returns the property name of the object at loc closest to key, if it is close:
+// only names that object has (no "pull" for a misspelt "url" in source).
+func suggest(loc []string, key string) string {
+	names := schemaNames()
+	// The object's path as the walk names it: list items add "[]", map values ".<id>".
+	path := ""
+	for _, tok := range loc {
+		switch names.kinds[path] {
+		case schemawalk.List:
+			path += "[]"
+		case schemawalk.Map:
+			path += "." + schemawalk.MapKey
+		default:
+			path = strings.TrimPrefix(path+"."+tok, ".")
+		}
+	}
 	best, bestD := "", 3
-	for _, name := range schemaNames().all {
+	for _, name := range names.objects[path] {
 		if d := distance(key, name); d > 0 && d < bestD {
 			best, bestD = name, d
 		}
@@ -425,29 +439,39 @@ func suggest(key string) string {
 	return best
 }
 
-// schemaNames are the names of the schema's properties, and those of its secret (writeOnly)
-// properties.
+// schemaNames are the property names of each object of the schema (by the walk's path of the
+// object, "" for the root), the shape of each property, and the names of the secret
+// (writeOnly) properties.
 var schemaNames = sync.OnceValue(func() (names struct {
-	all       []string
+	objects   map[string][]string
+	kinds     map[string]schemawalk.Kind
 	writeOnly map[string]bool
 }) {
+	names.objects = map[string][]string{}
+	names.kinds = map[string]schemawalk.Kind{}
 	names.writeOnly = map[string]bool{}
 	doc, err := schemawalk.Parse(schema.BuildParams)
 	if err != nil {
 		return names // the embedded schema is tested; no hints rather than a panic
 	}
-	seen := map[string]bool{}
 	_ = doc.Walk(func(p *schemawalk.Property) bool {
-		if !seen[p.Name] {
-			seen[p.Name] = true
-			names.all = append(names.all, p.Name)
+		parent := ""
+		if p.Parent != nil {
+			parent = p.Parent.Path
+			switch p.Parent.Kind {
+			case schemawalk.List:
+				parent += "[]"
+			case schemawalk.Map:
+				parent += "." + schemawalk.MapKey
+			}
 		}
+		names.objects[parent] = append(names.objects[parent], p.Name)
+		names.kinds[p.Path] = p.Kind
 		if p.Schema.WriteOnly {
 			names.writeOnly[p.Name] = true
 		}
 		return true
 	})
-	sort.Strings(names.all)
 	return names
 })
 
