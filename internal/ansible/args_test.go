@@ -3,9 +3,11 @@ package ansible
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,7 +88,7 @@ func TestParseArgs(t *testing.T) {
 			if !reflect.DeepEqual(r.Options, tt.options) {
 				t.Errorf("options = %#v, want %#v", r.Options, tt.options)
 			}
-			if got := sortedKeys(r.Internal); strings.Join(got, ",") != strings.Join(tt.internal, ",") {
+			if got := slices.Sorted(maps.Keys(r.Internal)); strings.Join(got, ",") != strings.Join(tt.internal, ",") {
 				t.Errorf("internal keys = %v, want %v", got, tt.internal)
 			}
 			if tt.check != nil {

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v2"
@@ -320,29 +321,20 @@ func pyValue(v any) string {
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case map[string][]string:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = pyString(k) + ": " + pyValue(v[k])
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
+		return pyMap(v)
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = pyString(k) + ": " + pyValue(v[k])
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
+		return pyMap(v)
 	}
 	return fmt.Sprint(v) // numbers
+}
+
+// pyMap renders a map as a Python dict literal, keys sorted.
+func pyMap[V any](m map[string]V) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, pyString(k)+": "+pyValue(m[k]))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // mayLookSecret reports whether ansible-test's validate-modules would take an option for a secret

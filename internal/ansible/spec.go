@@ -3,6 +3,8 @@ package ansible
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
@@ -192,7 +194,7 @@ func (s Spec) Normalize(options map[string]any) []string {
 }
 
 func (s Spec) normalize(options map[string]any, path string, warnings *[]string) {
-	for _, name := range sortedKeys(options) {
+	for _, name := range slices.Sorted(maps.Keys(options)) {
 		v := options[name]
 		if v == nil {
 			delete(options, name)
@@ -215,13 +217,13 @@ func (s Spec) normalize(options map[string]any, path string, warnings *[]string)
 			case o.Options != nil:
 				o.Options.normalize(m, p+".", warnings)
 			case o.ValueOptions != nil:
-				for _, k := range sortedKeys(m) {
+				for _, k := range slices.Sorted(maps.Keys(m)) {
 					if em, ok := m[k].(map[string]any); ok {
 						o.ValueOptions.normalize(em, p+"."+k+".", warnings)
 					}
 				}
 			case o.Values == "str":
-				for _, k := range sortedKeys(m) {
+				for _, k := range slices.Sorted(maps.Keys(m)) {
 					if m[k] == nil {
 						delete(m, k)
 						continue
@@ -262,15 +264,6 @@ func toStr(v any, path string, noLog bool, warnings *[]string) any {
 		"the value of %s is a number and was converted to %s; quote it if that is not what you meant (YAML reads 1.10 as the number 1.1)",
 		path, what))
 	return n.String()
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // rules reads the rules between an object's properties that an argument spec can state: a oneOf

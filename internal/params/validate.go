@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -585,12 +587,12 @@ func (p *BuildParams) check() []FieldError {
 				add(ptr+"/base", "%q is not a valid image reference: %v", img.Base, err)
 			}
 		}
-		for _, k := range sortedKeys(img.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(img.Labels)) {
 			if strings.TrimSpace(k) == "" {
 				add(ptr+"/labels", "label keys must not be empty")
 			}
 		}
-		for _, k := range sortedKeys(img.Bases) {
+		for _, k := range slices.Sorted(maps.Keys(img.Bases)) {
 			if strings.TrimSpace(k) == "" {
 				add(ptr+"/bases", "keys must name a stage, a stage index or an image; got an empty key")
 				continue
@@ -602,13 +604,4 @@ func (p *BuildParams) check() []FieldError {
 		}
 	}
 	return errs
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
