@@ -150,8 +150,15 @@ func parseAddress(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("missing scheme")
 	}
 	switch u.Scheme {
+	case "unix", "npipe", "tcp":
+		if u.Opaque != "" {
+			// scheme:rest without "//" (unix:x.sock): neither BuildKit nor Docker reads it.
+			return nil, fmt.Errorf("missing // after %s:", u.Scheme)
+		}
+	}
+	switch u.Scheme {
 	case "unix", "npipe":
-		if u.Path == "" && u.Opaque == "" && u.Host == "" {
+		if u.Path == "" && u.Host == "" {
 			return nil, fmt.Errorf("missing socket path")
 		}
 	case "tcp":

@@ -171,13 +171,9 @@ func urlSecrets(raw string) []string {
 	}
 	rest := raw
 	var userinfo string
-	if i := strings.Index(raw, "://"); i >= 0 {
-		rest = raw[i+3:]
-		if m := textUserinfo.FindStringSubmatch(raw[i:]); m != nil {
-			userinfo = strings.TrimSuffix(strings.TrimPrefix(m[0], "://"), "@")
-		}
-	} else if m := scpUserinfo.FindStringSubmatch(raw); m != nil {
-		userinfo = strings.TrimSuffix(m[0], "@")
+	if start, end, ok := findUserinfo(raw); ok {
+		userinfo = raw[start:end]
+		rest = raw[end+1:]
 	}
 	if userinfo != "" {
 		user, pass, _ := strings.Cut(userinfo, ":")
@@ -364,36 +360,63 @@ func (w *Writer) Close() error { return w.Flush() }
 
 // URL returns s, a URL or address, as it may be shown or stored: without user information and
 // with the value of every query parameter (and of every key=value pair in the fragment)
-// masked, keys kept. scp-like addresses (user@host:path) lose their user too. Strings that are
-// not URLs come back unchanged; a URL that does not parse is cleaned textually.
+// masked, keys kept. It works on the text, so a URL keeps its spelling and one that does not
+// parse is cleaned the same way; scp-like addresses (user@host:path) lose their user too.
+// Strings that are not URLs come back unchanged.
 func URL(s string) string {
-	if !strings.Contains(s, "://") {
-		if m := scpUser.FindString(s); m != "" {
-			return s[len(m):]
+	if start, end, ok := findUserinfo(s); ok {
+		s = s[:start] + s[end+1:]
+	}
+	q := strings.IndexByte(s, '?')
+	f := strings.IndexByte(s, '#')
+	switch {
+	case q >= 0 && (f < 0 || q < f):
+		end := len(s)
+		if f > q {
+			end = f
 		}
-		return s
+		s = s[:q+1] + maskPairs(s[q+1:end]) + s[end:]
+		if f > q {
+			f = strings.IndexByte(s[q+1:], '#') + q + 1
+		}
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		return cleanText(s)
+	if f >= 0 && strings.Contains(s[f+1:], "=") {
+		s = s[:f+1] + maskPairs(s[f+1:])
 	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = maskPairs(u.RawQuery)
-	}
-	if u.Fragment != "" && strings.Contains(u.Fragment, "=") {
-		u.RawFragment = maskPairs(u.EscapedFragment())
-		u.Fragment, _ = url.PathUnescape(u.RawFragment)
-	}
-	return u.String()
+	return s
 }
 
-var (
-	// scpUserinfo matches "user:password@" at the start of an scp-like address (no scheme).
-	scpUserinfo = regexp.MustCompile(`^([^@/:\s]+):([^@/\s]*)@`)
-	// scpUser matches "user@" or "user:password@" at the start of one.
-	scpUser = regexp.MustCompile(`^[^@/:\s]+(:[^@/\s]*)?@`)
-)
+// schemePrefix matches "scheme://".
+var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// findUserinfo finds the user information of s: the text before the last "@" of its authority,
+// which starts after "scheme://" or "//" (else at the start: scp-like user@host:path) and ends
+// at the first "/", "?" or "#". s[start:end] is the user information, s[end] the "@". Without
+// a scheme, "user:@" with nothing after it (a scheme with an opaque part, say) is not taken
+// for one.
+func findUserinfo(s string) (start, end int, ok bool) {
+	if m := schemePrefix.FindString(s); m != "" {
+		start = len(m)
+	} else if strings.HasPrefix(s, "//") {
+		start = 2
+	}
+	rest := s[start:]
+	stop := strings.IndexAny(rest, "/?#")
+	if stop < 0 {
+		stop = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:stop], '@')
+	if at < 0 {
+		return 0, 0, false
+	}
+	end = start + at
+	if start == 0 && end+1 == len(s) {
+		if _, pass, _ := strings.Cut(s[:end], ":"); pass == "" {
+			return 0, 0, false
+		}
+	}
+	return start, end, true
+}
 
 // publicKeys are query keys whose values are settings, never credentials: BuildKit's
 // connection helpers take them (kube-pod://POD?namespace=NS&context=CTX).
@@ -419,17 +442,6 @@ func maskPairs(raw string) string {
 		start = i + 1
 	}
 	return b.String()
-}
-
-var (
-	textUserinfo = regexp.MustCompile(`(://)[^/?#]*@`)
-	textQuery    = regexp.MustCompile(`([?&;#][^=&;#]*=)[^&;#]+`)
-)
-
-// cleanText is URL for strings that do not parse as URLs.
-func cleanText(s string) string {
-	s = textUserinfo.ReplaceAllString(s, "$1")
-	return textQuery.ReplaceAllString(s, "${1}"+Mask)
 }
 
 // Strings calls fn for every string (and number, as text) in doc, decoded JSON (maps, slices,

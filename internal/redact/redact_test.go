@@ -27,6 +27,9 @@ func TestURL(t *testing.T) {
 		{"git@github.com:o/r.git", "github.com:o/r.git"},
 		{"git:pw@github.com:o/r.git", "github.com:o/r.git"},
 		{"bob:R3gPW@registry.io", "registry.io"},
+		{"//:0000@host/x", "//host/x"}, // found by FuzzParseEndpoint
+		{"unix:@", "unix:@"},           // nothing after the "@" and no password: not user information
+		{"user:pw@://", "://"},
 		{"registry.io/team", "registry.io/team"},
 		{"/srv/src.tar.gz", "/srv/src.tar.gz"},
 		{"file:///srv/repo", "file:///srv/repo"},
