@@ -157,7 +157,7 @@ where each tag points) and builds and pushes nothing.`,
 	f.StringVarP(&file, "file", "f", "-", "build params file (JSON or YAML), - for stdin")
 	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
 	f.StringVar(&progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
-	f.StringVar(&endpoint, "builder", "", "build engine endpoint: docker, docker+unix://…, docker+tcp://…, docker+ssh://…, unix://…, tcp://…, ssh://…, docker-container://…, podman-container://…, kube-pod://… (overrides builder.endpoint)")
+	f.StringVar(&endpoint, "builder", "", "build engine endpoint: "+strings.ReplaceAll(strings.Join(endpointPrefixes(), ", "), "://", "://…")+" (overrides builder.endpoint)")
 	f.StringVar(&dockerContext, "context", "", "build on the Docker daemon of this Docker context (see docker context ls)")
 	f.StringVar(&metadataFile, "metadata-file", "", "also write the result JSON to this file (on failure too)")
 	f.BoolVar(&dryRun, "dry-run", false, "check everything, build and push nothing")

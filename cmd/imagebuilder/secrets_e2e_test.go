@@ -391,7 +391,7 @@ RUN --mount=type=ssh,required=true /agentlist > /answer # %s
 	for kind, endpoint := range endpoints(t) {
 		t.Run(kind, func(t *testing.T) {
 			p := request(repo, env[testenv.Registry], map[string]any{"image": "e2e/ssh", "tag": testenv.UniqueTag(kind), "platforms": []string{"linux/amd64"}})
-			p["ssh"] = []string{"default"}
+			p["ssh"] = "default" // the shorthand for [default]
 			r := ibBinary(t, t.TempDir(), p, "build", "--builder", endpoint, "--progress", "plain")
 			if r.code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

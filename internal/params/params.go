@@ -36,7 +36,8 @@ type BuildParams struct {
 	Secrets map[string]Secret `json:"secrets,omitempty"`
 	// SSH agent sockets or keys forwarded to every image's build, as docker buildx build --ssh:
 	// "default" (the agent at SSH_AUTH_SOCK) or "ID=PATH[,PATH...]" (agent sockets or private
-	// key files). A Dockerfile uses one with RUN --mount=type=ssh[,id=ID].
+	// key files); one forward may be given as a string (ssh: default). A Dockerfile uses one
+	// with RUN --mount=type=ssh[,id=ID].
 	SSH []string `json:"ssh,omitempty"`
 }
 
@@ -307,15 +308,8 @@ func (s Source) Check() error {
 		return errors.New(msg)
 	}
 	if t := s.Tar; t != nil {
-		if msg := tarRule(func(p string) bool {
-			switch p {
-			case "path":
-				return t.Path != ""
-			case "url":
-				return t.URL != ""
-			}
-			return false
-		}); msg != "" {
+		set := map[string]bool{"path": t.Path != "", "url": t.URL != "", "username": t.Username != "", "password": t.Password != ""}
+		if msg := tarRule(func(p string) bool { return set[p] }); msg != "" {
 			return errors.New("tar: " + msg)
 		}
 	}
@@ -365,16 +359,22 @@ func sourceRule(has func(property string) bool) string {
 	return ""
 }
 
-// tarRule explains a broken tar rule, given which of path and url are present, or returns "".
+// tarRule explains a broken tar rule (exactly one of path or url; credentials only with url),
+// given which properties are present, or returns "".
 func tarRule(has func(property string) bool) string {
 	switch p, u := has("path"), has("url"); {
 	case p && u:
 		return "path and url cannot be combined: set exactly one of them"
 	case !p && !u:
 		return "missing path or url: set exactly one of them"
+	case p && (has("username") || has("password")):
+		return "username and password apply only to url"
 	}
 	return ""
 }
+
+// secretSources are the properties of Secret of which exactly one must be present.
+var secretSources = []string{"env", "file", "value"}
 
 // ContextPath names the build context inside the source: its directory relative to the
 // source's root (the local directory's path joined with its workdir for a local source).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -287,5 +288,22 @@ func TestSuggestions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error()+"\n", want) {
 			t.Errorf("%s:\n%v\nwant %q", doc, err, want)
 		}
+	}
+}
+
+// TestSSHShorthand: ssh: default (the issue's and buildx's spelling) stands for ssh: [default],
+// at the top level and in an image; anything else that is not a list is still refused.
+func TestSSHShorthand(t *testing.T) {
+	p, err := Load([]byte(`{"source": {"local": {"path": "."}}, "ssh": "default",
+  "target": {"images": [{"image": "a", "tag": "1", "ssh": "github=/k"}], "registry": {"url": "r.io"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.SSH, []string{"default"}) || !slices.Equal(p.Target.Images[0].SSH, []string{"github=/k"}) {
+		t.Errorf("ssh = %q, image ssh = %q", p.SSH, p.Target.Images[0].SSH)
+	}
+	if _, err := Load([]byte(`{"source": {"local": {"path": "."}}, "ssh": true,
+  "target": {"images": [{"image": "a", "tag": "1"}], "registry": {"url": "r.io"}}}`)); err == nil || !strings.Contains(err.Error(), "/ssh:") {
+		t.Errorf("ssh: true: %v", err)
 	}
 }

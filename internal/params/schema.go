@@ -115,7 +115,7 @@ func sshSchema(p *jsonschema.Schema) {
 
 // JSONSchemaExtend requires exactly one of env, file or value.
 func (Secret) JSONSchemaExtend(s *jsonschema.Schema) {
-	for _, k := range []string{"env", "file", "value"} {
+	for _, k := range secretSources {
 		s.OneOf = append(s.OneOf, &jsonschema.Schema{Required: []string{k}})
 	}
 	prop(s, "env").Pattern = PatternArgName

@@ -178,11 +178,15 @@ func regexpOnce() jsonschema.RegexpEngine {
 
 // Validate checks generic data against the build-params schema and the rules the schema cannot
 // express. It reports every problem found, each located by JSON pointer.
+//
+// It first expands, in place, the one shorthand the params allow: an ssh value given as a
+// single forward (ssh: default, as buildx --ssh default reads) stands for a list of one.
 func Validate(doc any) error {
 	sch, err := compiled()
 	if err != nil {
 		return err
 	}
+	expandSSH(doc)
 	var errs []FieldError
 	if err := sch.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
@@ -207,6 +211,28 @@ func Validate(doc any) error {
 		return &ValidationError{Errors: errs}
 	}
 	return nil
+}
+
+// expandSSH turns an ssh value that is a string, at the top level or in an image, into a list of
+// that one string.
+func expandSSH(doc any) {
+	expand := func(obj any) {
+		if m, ok := obj.(map[string]any); ok {
+			if s, ok := m["ssh"].(string); ok {
+				m["ssh"] = []any{s}
+			}
+		}
+	}
+	expand(doc)
+	if top, ok := doc.(map[string]any); ok {
+		if target, ok := top["target"].(map[string]any); ok {
+			if images, ok := target["images"].([]any); ok {
+				for _, img := range images {
+					expand(img)
+				}
+			}
+		}
+	}
 }
 
 // docRedactor masks, in messages about doc, the values of its secret (writeOnly) fields and
@@ -354,7 +380,7 @@ func ruleMessage(loc []string, doc any) (string, bool) {
 	has := func(property string) bool { _, ok := obj[property]; return ok }
 	if n := len(loc); n >= 2 && loc[n-2] == "secrets" {
 		var present []string
-		for _, k := range []string{"env", "file", "value"} {
+		for _, k := range secretSources {
 			if has(k) {
 				present = append(present, k)
 			}
@@ -372,9 +398,6 @@ func ruleMessage(loc []string, doc any) (string, bool) {
 	case "source/tar":
 		if msg := tarRule(has); msg != "" {
 			return msg, true
-		}
-		if has("path") {
-			return "username and password apply only to url", true
 		}
 	case "builder/tls":
 		if _, ok := obj["cert"]; ok {
@@ -420,15 +443,12 @@ func unknownMessage(loc []string, key string) string {
 // only names that object has (no "pull" for a misspelt "url" in source).
 func suggest(loc []string, key string) string {
 	names := schemaNames()
-	// The object's path as the walk names it: list items add "[]", map values ".<id>".
+	// The object's path as the walk names it: a list index or a map key steps into the item.
 	path := ""
 	for _, tok := range loc {
-		switch names.kinds[path] {
-		case schemawalk.List:
-			path += "[]"
-		case schemawalk.Map:
-			path += "." + schemawalk.MapKey
-		default:
+		if p := names.properties[path]; p != nil && (p.Kind == schemawalk.List || p.Kind == schemawalk.Map) {
+			path = p.ItemPath()
+		} else {
 			path = strings.TrimPrefix(path+"."+tok, ".")
 		}
 	}
@@ -442,33 +462,24 @@ func suggest(loc []string, key string) string {
 }
 
 // schemaNames are the property names of each object of the schema (by the walk's path of the
-// object, "" for the root), the shape of each property, and the names of the secret
+// object, "" for the root), each property by its path, and the names of the secret
 // (writeOnly) properties.
 var schemaNames = sync.OnceValue(func() (names struct {
-	objects   map[string][]string
-	kinds     map[string]schemawalk.Kind
-	writeOnly map[string]bool
+	objects    map[string][]string
+	properties map[string]*schemawalk.Property
+	writeOnly  map[string]bool
 }) {
 	names.objects = map[string][]string{}
-	names.kinds = map[string]schemawalk.Kind{}
+	names.properties = map[string]*schemawalk.Property{}
 	names.writeOnly = map[string]bool{}
 	doc, err := schemawalk.Parse(schema.BuildParams)
 	if err != nil {
 		return names // the embedded schema is tested; no hints rather than a panic
 	}
 	_ = doc.Walk(func(p *schemawalk.Property) bool {
-		parent := ""
-		if p.Parent != nil {
-			parent = p.Parent.Path
-			switch p.Parent.Kind {
-			case schemawalk.List:
-				parent += "[]"
-			case schemawalk.Map:
-				parent += "." + schemawalk.MapKey
-			}
-		}
+		parent := p.Parent.ItemPath()
 		names.objects[parent] = append(names.objects[parent], p.Name)
-		names.kinds[p.Path] = p.Kind
+		names.properties[p.Path] = p
 		if p.Schema.WriteOnly {
 			names.writeOnly[p.Name] = true
 		}

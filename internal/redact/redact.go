@@ -17,6 +17,7 @@
 package redact
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -154,8 +155,10 @@ func (r *Redactor) AddURL(raw string) {
 	for _, form := range []string{raw, strings.Trim(mustJSON(raw), `"`)} {
 		r.set(form, shown)
 	}
-	if u, err := url.Parse(raw); err == nil && u.RawQuery != "" {
-		r.set("?"+u.RawQuery, "?"+maskPairs(u.RawQuery))
+	// The query alone, as a library may quote it.
+	beforeFrag, _, _ := strings.Cut(raw, "#")
+	if _, query, ok := strings.Cut(beforeFrag, "?"); ok && query != "" {
+		r.set("?"+query, "?"+maskPairs(query))
 	}
 }
 
@@ -285,10 +288,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
-	cut := 0
-	if i := lastBreak(w.buf); i >= 0 {
-		cut = i + 1
-	}
+	cut := bytes.LastIndexAny(w.buf, "\n\r") + 1
 	if len(w.buf)-cut >= flushAt {
 		cut = w.r.safeCut(w.buf)
 	}
@@ -299,15 +299,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-func lastBreak(b []byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == '\n' || b[i] == '\r' {
-			return i
-		}
-	}
-	return -1
 }
 
 // emit masks and writes buf[:n] and keeps the rest; w.mu is held.
@@ -367,21 +358,15 @@ func URL(s string) string {
 	if start, end, ok := findUserinfo(s); ok {
 		s = s[:start] + s[end+1:]
 	}
-	q := strings.IndexByte(s, '?')
-	f := strings.IndexByte(s, '#')
-	switch {
-	case q >= 0 && (f < 0 || q < f):
-		end := len(s)
-		if f > q {
-			end = f
-		}
-		s = s[:q+1] + maskPairs(s[q+1:end]) + s[end:]
-		if f > q {
-			f = strings.IndexByte(s[q+1:], '#') + q + 1
-		}
+	s, frag, hasFrag := strings.Cut(s, "#")
+	if base, query, ok := strings.Cut(s, "?"); ok {
+		s = base + "?" + maskPairs(query)
 	}
-	if f >= 0 && strings.Contains(s[f+1:], "=") {
-		s = s[:f+1] + maskPairs(s[f+1:])
+	if hasFrag {
+		if strings.Contains(frag, "=") {
+			frag = maskPairs(frag)
+		}
+		s += "#" + frag
 	}
 	return s
 }

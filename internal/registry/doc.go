@@ -33,9 +33,9 @@
 //
 // Secrets never appear in errors or logs: every error a Client returns has the passwords and
 // tokens it knows of (explicit credentials, credentials read from the keychain, and every
-// Authorization value it has sent, which includes bearer tokens obtained from a token
-// server) replaced by redact.Mask (see [WithRedactor]), and the request log written to [WithLogger] holds only methods,
-// URLs without query strings, status codes and durations. Errors keep their chain: use
+// Authorization value it has sent, which includes bearer tokens obtained from a token server)
+// replaced by redact.Mask (see [WithRedactor]), and the request log written to [WithLogger]
+// holds only methods, URLs without query strings, status codes and durations. Errors keep their chain: use
 // [errors.Is] with [ErrNotFound], [ErrUnauthorized] and [ErrUnsupported], or [errors.As]
 // with *transport.Error for the HTTP status.
 //

@@ -65,37 +65,6 @@ func (c *Client) AssembleIndex(ctx context.Context, repo string, manifests []str
 	return h.String(), nil
 }
 
-// PushImage pushes img (manifest, config and layers) to repo by digest, creating no tag, and
-// returns its digest. Blobs the repository has are not uploaded again. With a push cache
-// (WithPushCache), an image whose source (see Sourced) was pushed to repo before is not read at
-// all once the registry confirms it still has the manifest, and the layers of an image built
-// on ReuseLayers are not even compressed to learn their digests.
-func (c *Client) PushImage(ctx context.Context, repo string, img v1.Image) (string, error) {
-	r, err := c.parseRepo(repo)
-	if err != nil {
-		return "", c.fail(fmt.Errorf("pushing to %q: %w", repo, err))
-	}
-	var source string
-	if s, ok := img.(Sourced); ok {
-		source = s.Source()
-	}
-	if m := c.cache.image(r.Name(), source); m != "" && source != "" {
-		if _, err := c.resolve(ctx, r.Digest(m)); err == nil {
-			return m, nil
-		}
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", c.fail(fmt.Errorf("pushing to %q: computing the manifest digest: %w", repo, err))
-	}
-	ref := r.Digest(d.String())
-	if err := c.pusher.Push(ctx, ref, img); err != nil {
-		return "", c.fail(fmt.Errorf("pushing %s: %w", ref, err))
-	}
-	c.cache.remember(r.Name(), source, d.String(), img)
-	return d.String(), nil
-}
-
 // childRef turns a digest or a digest reference into a digest reference in repo.
 func (c *Client) childRef(repo name.Repository, s string) (name.Digest, error) {
 	if _, err := v1.NewHash(s); err == nil {

@@ -114,6 +114,21 @@ type Property struct {
 	ElemDef string
 }
 
+// ItemPath is the path of the object whose properties are p's children: p's own path, with
+// "[]" for a list's items or ".<id>" for a map's values. A nil p is the root, "".
+func (p *Property) ItemPath() string {
+	if p == nil {
+		return ""
+	}
+	switch p.Kind {
+	case List:
+		return p.Path + "[]"
+	case Map:
+		return p.Path + "." + MapKey
+	}
+	return p.Path
+}
+
 // Properties lists the properties of an object schema in document order; parent is the
 // object's own Property (nil at the root), from which the paths are made.
 func (d *Doc) Properties(obj *jsonschema.Schema, parent *Property) ([]*Property, error) {
@@ -126,14 +141,7 @@ func (d *Doc) Properties(obj *jsonschema.Schema, parent *Property) ([]*Property,
 	}
 	prefix := ""
 	if parent != nil {
-		prefix = parent.Path
-		switch parent.Kind {
-		case List:
-			prefix += "[]"
-		case Map:
-			prefix += "." + MapKey
-		}
-		prefix += "."
+		prefix = parent.ItemPath() + "."
 	}
 	var out []*Property
 	for pair := obj.Properties.Oldest(); pair != nil; pair = pair.Next() {

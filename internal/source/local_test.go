@@ -102,6 +102,7 @@ func TestFetchArguments(t *testing.T) {
 		{src: params.Source{GitRepo: &params.GitRepo{URL: "x"}, BuildContext: &params.BuildContext{URL: "y"}}, ws: ws, want: "git_repo cannot be combined with build_context"},
 		{src: params.Source{Tar: &params.Tar{Path: "a", URL: "http://b"}}, ws: ws, want: "tar: path and url cannot be combined"},
 		{src: params.Source{Tar: &params.Tar{}}, ws: ws, want: "tar: missing path or url"},
+		{src: params.Source{Tar: &params.Tar{Path: "a", Password: "p"}}, ws: ws, want: "tar: username and password apply only to url"},
 		{src: params.Source{Local: l}, ws: filepath.Join(ws, "missing"), want: "workspace: "},
 		{src: params.Source{Local: l}, ws: ws, opts: []Option{WithLimits(Limits{TarBytes: -1})}, want: "negative limit"},
 		{src: params.Source{Local: l}, ws: ws, opts: []Option{WithTimeout(0)}, want: "not a positive duration"},

@@ -144,7 +144,7 @@ class ActionModule(ActionBase):
             return result
 
         data = self._parse_returned_data(res, *_PROFILE)
-        _remove_internal_keys(data)
+        remove_internal_keys(data)
         return merge_hash(result, data)
 
     # --- the scripts -----------------------------------------------------------------------
@@ -265,14 +265,10 @@ class ActionModule(ActionBase):
         res = self._low_level_execute_command(script.rstrip('\n'), sudoable=True)
         data = self._parse_returned_data(res, *_PROFILE)
         data.pop('_ansible_suppress_tmpdir_delete', None)  # async_wrapper removes the directory itself
-        _remove_internal_keys(data)
+        remove_internal_keys(data)
         self._connection._shell.tmpdir = None  # async_wrapper owns it now
         data['changed'] = True
         return data
-
-
-def _remove_internal_keys(data):
-    remove_internal_keys(data)
 
 
 def main():

@@ -214,7 +214,8 @@ options:
   ssh:
     description: 'SSH agent sockets or keys forwarded to every image''s build, as
       docker buildx build --ssh: "default" (the agent at SSH_AUTH_SOCK) or "ID=PATH[,PATH...]"
-      (agent sockets or private key files). A Dockerfile uses one with RUN --mount=type=ssh[,id=ID].'
+      (agent sockets or private key files); one forward may be given as a string (ssh:
+      default). A Dockerfile uses one with RUN --mount=type=ssh[,id=ID].'
     type: list
     elements: str
   target:

@@ -27,6 +27,37 @@ type Sourced interface {
 	Source() string
 }
 
+// PushImage pushes img (manifest, config and layers) to repo by digest, creating no tag, and
+// returns its digest. Blobs the repository has are not uploaded again. With a push cache
+// (WithPushCache), an image whose source (see Sourced) was pushed to repo before is not read at
+// all once the registry confirms it still has the manifest, and the layers of an image built
+// on ReuseLayers are not even compressed to learn their digests.
+func (c *Client) PushImage(ctx context.Context, repo string, img v1.Image) (string, error) {
+	r, err := c.parseRepo(repo)
+	if err != nil {
+		return "", c.fail(fmt.Errorf("pushing to %q: %w", repo, err))
+	}
+	var source string
+	if s, ok := img.(Sourced); ok {
+		source = s.Source()
+	}
+	if m := c.cache.image(r.Name(), source); m != "" {
+		if _, err := c.resolve(ctx, r.Digest(m)); err == nil {
+			return m, nil
+		}
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", c.fail(fmt.Errorf("pushing to %q: computing the manifest digest: %w", repo, err))
+	}
+	ref := r.Digest(d.String())
+	if err := c.pusher.Push(ctx, ref, img); err != nil {
+		return "", c.fail(fmt.Errorf("pushing %s: %w", ref, err))
+	}
+	c.cache.remember(r.Name(), source, d.String(), img)
+	return d.String(), nil
+}
+
 // pushCache remembers, across runs on one machine, what was pushed where: the manifest each
 // source became in a repository, and the compressed blob each layer (by diff ID) became. It is
 // only ever a hint: every entry is checked against the registry before it is used, and a
@@ -64,8 +95,9 @@ func loadPushCache(path string) *pushCache {
 	return pc
 }
 
+// image is the manifest pushed for source to repo, "" when none is known (or source is "").
 func (pc *pushCache) image(repo, source string) string {
-	if pc == nil {
+	if pc == nil || source == "" {
 		return ""
 	}
 	pc.mu.Lock()
