@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session/auth"
 	digest "github.com/opencontainers/go-digest"
@@ -92,7 +93,9 @@ func FuzzParseEndpoint(f *testing.F) {
 				t.Fatalf("error for %q does not name the accepted forms: %v", s, err)
 			}
 			if u, perr := url.Parse(s); perr == nil && u.User != nil {
-				if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+				// (A password whose text also appears outside the user information, in the host
+				// say, may show there.)
+				if pw, ok := u.User.Password(); ok && len(pw) >= 4 && strings.Contains(err.Error(), pw) && !strings.Contains(redact.URL(s), pw) {
 					t.Fatalf("error for %q repeats the password: %v", s, err)
 				}
 			}
