@@ -3,9 +3,12 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-FUZZTIME ?= 15s
-# Fuzz targets run briefly by `make test` (package:target).
-FUZZ_TARGETS := ./internal/params:FuzzLoad ./internal/dockerfile:FuzzInject ./internal/source:FuzzExtract ./internal/registry:FuzzRegistryHost ./internal/builder:FuzzParseEndpoint ./internal/ansible:FuzzParseArgs
+# Fuzz targets run briefly by `make test` (package:target:executions). Budgets are counts, not
+# durations: Go 1.26's coordinator can fail a duration-bounded run with a bare "context deadline
+# exceeded" at the deadline (golang/go#75804, fixed in 1.27); a count has no deadline to race.
+# Each count is about 10 s on the CI machine. FUZZTIME=30s (or 1000x) overrides them all.
+FUZZTIME ?=
+FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:60000x ./internal/ansible:FuzzParseArgs:100000x
 
 .PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check ansible-gates
 
@@ -28,12 +31,12 @@ test: lint testenv
 unit:
 	$(GO) test ./...
 
-## fuzz: run each fuzz target for FUZZTIME
+## fuzz: run each fuzz target for its budget (or FUZZTIME)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  pkg=$${t%%:*}; name=$${t##*:}; \
-	  if [ -d "$$pkg" ]; then echo "fuzz $$name ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; fi; \
+	  IFS=: read -r pkg name budget <<< "$$t"; budget=$(if $(FUZZTIME),$(FUZZTIME),$$budget); \
+	  if [ -d "$$pkg" ]; then echo "fuzz $$name ($$budget)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime "$$budget" "$$pkg"; fi; \
 	done
 
 ## schema: regenerate schema/*.json, the README's params reference and the modules' generated
