@@ -195,12 +195,26 @@ type Builder struct {
 	// BuildKit address: unix://, tcp://, ssh://, docker-container://, podman-container://,
 	// kube-pod://.
 	Endpoint string `json:"endpoint,omitempty"`
+	// A pool of build engines, instead of one endpoint: each image builds on a free endpoint
+	// that supports its platforms; an endpoint that dies gives its images back to the others.
+	Endpoints []PoolEndpoint `json:"endpoints,omitempty"`
 	// Do not use the build cache.
 	NoCache bool `json:"no_cache,omitempty"`
 	// Always pull base images, even when a local copy exists.
 	Pull bool `json:"pull,omitempty"`
 	// TLS for a tcp:// endpoint (a remote buildkitd or Docker daemon).
 	TLS *BuilderTLS `json:"tls,omitempty"`
+}
+
+// PoolEndpoint is one build engine of a pool.
+type PoolEndpoint struct {
+	// Build engine endpoint, as builder.endpoint takes it.
+	Endpoint string `json:"endpoint"`
+	// Images it builds at the same time (default 1).
+	Jobs int `json:"jobs,omitempty" jsonschema:"minimum=1"`
+	// Platforms it builds (default: any); an image goes only to an endpoint that has all its
+	// platforms.
+	Platforms []string `json:"platforms,omitempty"`
 }
 
 // BuilderTLS is the TLS client configuration for a tcp:// build endpoint: files on the machine

@@ -127,6 +127,19 @@ func (Registry) JSONSchemaExtend(s *jsonschema.Schema) {
 	s.DependentRequired = map[string][]string{"username": {"password"}, "password": {"username"}}
 }
 
+// JSONSchemaExtend: one endpoint or a pool, not both.
+func (Builder) JSONSchemaExtend(s *jsonschema.Schema) {
+	prop(s, "endpoints").MinItems = ptr(1)
+	s.Not = &jsonschema.Schema{Required: []string{"endpoint", "endpoints"}}
+}
+
+// JSONSchemaExtend constrains a pool endpoint's platforms like an image's.
+func (PoolEndpoint) JSONSchemaExtend(s *jsonschema.Schema) {
+	p := prop(s, "platforms")
+	p.Items.Pattern = PatternPlatform
+	p.UniqueItems = true
+}
+
 func prop(s *jsonschema.Schema, name string) *jsonschema.Schema {
 	p, ok := s.Properties.Get(name)
 	if !ok {

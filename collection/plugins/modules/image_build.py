@@ -53,6 +53,25 @@ options:
           Docker daemon at that address), or a BuildKit address: unix://, tcp://,
           ssh://, docker-container://, podman-container://, kube-pod://.'
         type: str
+      endpoints:
+        description: 'A pool of build engines, instead of one endpoint: each image
+          builds on a free endpoint that supports its platforms; an endpoint that
+          dies gives its images back to the others.'
+        type: list
+        elements: dict
+        suboptions:
+          endpoint:
+            description: Build engine endpoint, as builder.endpoint takes it.
+            type: str
+            required: true
+          jobs:
+            description: Images it builds at the same time (default 1).
+            type: int
+          platforms:
+            description: 'Platforms it builds (default: any); an image goes only to
+              an endpoint that has all its platforms.'
+            type: list
+            elements: str
       no_cache:
         description: Do not use the build cache.
         type: bool
@@ -663,6 +682,23 @@ ARGUMENT_SPEC = {
         "options": {
             "endpoint": {
                 "type": "str",
+            },
+            "endpoints": {
+                "type": "list",
+                "elements": "dict",
+                "options": {
+                    "endpoint": {
+                        "type": "str",
+                        "required": True,
+                    },
+                    "jobs": {
+                        "type": "int",
+                    },
+                    "platforms": {
+                        "type": "list",
+                        "elements": "str",
+                    },
+                },
             },
             "no_cache": {
                 "type": "bool",
