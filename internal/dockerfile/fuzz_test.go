@@ -70,6 +70,9 @@ func FuzzInject(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Inject succeeded but Parse fails: %v", err)
 		}
+		if err := checkReferences(file); err != nil {
+			t.Fatal(err)
+		}
 		all := map[string]string{}
 		for i := range min(len(file.stages), 8) {
 			key := strconv.Itoa(i)

@@ -80,7 +80,7 @@ type File struct {
 	stages  []stageInfo
 	args    []argDecl // global ARG declarations, in order
 	argEnv  *env      // the global ARG scope the FROMs are expanded in
-	images  []string
+	refs    []Reference
 	nameSet map[string]bool
 }
 
@@ -207,7 +207,7 @@ func Parse(data []byte, buildArgs map[string]string) (*File, error) {
 		}
 		f.stages = append(f.stages, si)
 	}
-	f.images = f.externalImages(stages)
+	f.refs = f.references(stages)
 	return f, nil
 }
 
@@ -264,48 +264,98 @@ func (f *File) Stages() []Stage {
 // expand variables there; such values are left out). Values that are "",
 // "scratch" or not a valid reference are left out. References are returned as
 // resolved, not normalized: compare them with reference.ParseNormalizedNamed.
+// It is the Ref of each of [File.References], without repetitions.
 func (f *File) ExternalImages() []string {
-	return append([]string(nil), f.images...)
-}
-
-func (f *File) externalImages(stages []instructions.Stage) []string {
 	var out []string
 	seen := map[string]bool{}
-	add := func(ref string) {
-		if ref == "" || ref == Scratch || seen[ref] {
+	for _, r := range f.refs {
+		if !seen[r.Ref] {
+			seen[r.Ref] = true
+			out = append(out, r.Ref)
+		}
+	}
+	return out
+}
+
+// Reference is one place where the Dockerfile uses an image: a FROM, a
+// COPY --from or a RUN --mount=from= that names neither a stage nor scratch.
+type Reference struct {
+	// Ref is the image as resolved: a FROM argument after ARG expansion, a
+	// --from value as written (BuildKit does not expand those). Not
+	// normalized: compare with reference.ParseNormalizedNamed.
+	Ref string `json:"ref"`
+	// Platform is a FROM's --platform after ARG expansion, "" when there is
+	// none (and always for COPY and RUN).
+	Platform string `json:"platform,omitempty"`
+	// Kind is [RefFrom], [RefCopy] or [RefMount].
+	Kind string `json:"kind"`
+	// Stage is the index of the stage the instruction belongs to.
+	Stage int `json:"stage"`
+	// Line is the 1-based line of the instruction.
+	Line int `json:"line"`
+}
+
+// Kinds of [Reference].
+const (
+	RefFrom  = "from"  // FROM image
+	RefCopy  = "copy"  // COPY --from=image
+	RefMount = "mount" // RUN --mount=from=image
+)
+
+// References returns every use of an image, in file order (within a stage:
+// its FROM, then its COPY and RUN instructions): the FROM of each stage built
+// FROM an image, and each COPY --from and RUN --mount=from= naming an image.
+// Repetitions are kept, so the same image may appear with different kinds
+// and platforms. What counts as an image is as for [File.ExternalImages].
+func (f *File) References() []Reference {
+	return append([]Reference(nil), f.refs...)
+}
+
+func (f *File) references(stages []instructions.Stage) []Reference {
+	var out []Reference
+	add := func(r Reference) {
+		if r.Ref == "" || r.Ref == Scratch {
 			return
 		}
-		if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		if _, err := reference.ParseNormalizedNamed(r.Ref); err != nil {
 			return // not an image: BuildKit would fail on it, and so would a lookup
 		}
-		seen[ref] = true
-		out = append(out, ref)
+		out = append(out, r)
 	}
 	// COPY --from and RUN --mount=from name a stage (of any position, case
 	// insensitively) or, failing that, an image; they are not expanded.
-	addFrom := func(from string) {
-		if !strings.Contains(from, "$") && !f.nameSet[strings.ToLower(from)] {
-			add(from)
+	addFrom := func(kind, from string, stage int, cmd instructions.Command) {
+		if strings.Contains(from, "$") || f.nameSet[strings.ToLower(from)] {
+			return
 		}
+		add(Reference{Ref: from, Kind: kind, Stage: stage, Line: line(cmd)})
 	}
 	for i, s := range f.stages {
 		if s.FromImage() {
-			add(s.Base)
+			add(Reference{Ref: s.Base, Platform: s.platform, Kind: RefFrom, Stage: i, Line: s.StartLine})
 		}
 		for _, cmd := range stages[i].Commands {
 			switch c := cmd.(type) {
 			case *instructions.CopyCommand:
 				if _, err := strconv.Atoi(c.From); err != nil {
-					addFrom(c.From)
+					addFrom(RefCopy, c.From, i, c)
 				}
 			case *instructions.RunCommand:
 				for _, m := range instructions.GetMounts(c) {
-					addFrom(m.From)
+					addFrom(RefMount, m.From, i, c)
 				}
 			}
 		}
 	}
 	return out
+}
+
+// line is the first line of an instruction, 0 when BuildKit gave none.
+func line(cmd instructions.Command) int {
+	if loc := cmd.Location(); len(loc) > 0 {
+		return loc[0].Start.Line
+	}
+	return 0
 }
 
 // env is the global ARG scope, in the shape BuildKit's shell lexer reads.

@@ -89,7 +89,10 @@ func genDockerfile(r *rand.Rand) string {
 				b.WriteString("RUN echo FROM " + esc + nl + "  && true" + nl)
 			case 4:
 				if len(names) > 0 {
-					b.WriteString("COPY --from=" + names[0] + " /a /a" + nl)
+					b.WriteString("COPY --from=" + pick(names[0], strings.ToUpper(names[0])) + " /a /a" + nl)
+				} else {
+					b.WriteString(pick("COPY --from=busybox:1.36 /a /a", "COPY --from=0 /a /a", "COPY --from=$IMG /a /a",
+						"RUN --mount=from=alpine:3.18,target=/x true", "RUN --mount=type=cache,target=/c true") + nl)
 				}
 			default:
 				b.WriteString("ARG BASE" + nl + "LABEL base=$BASE" + nl)
@@ -122,6 +125,9 @@ func TestInjectRandom(t *testing.T) {
 			continue
 		}
 		parsed++
+		if err := checkReferences(f); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
 		var injs []Injection
 		all := map[string]string{}
 		for i := range f.stages {
