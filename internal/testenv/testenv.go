@@ -67,10 +67,7 @@ func Require(t testing.TB, vars ...string) map[string]string {
 	if len(missing) > 0 {
 		msg := "integration environment not configured: " + strings.Join(missing, ", ") +
 			` unset (run scripts/testenv.sh up && eval "$(scripts/testenv.sh env)")`
-		if Required() {
-			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
-		}
-		t.Skip(msg)
+		unavailable(t, msg)
 	}
 	return values
 }
@@ -81,10 +78,7 @@ func RequireFile(t testing.TB, path, what string) string {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
 		msg := what + " is missing (" + err.Error() + "; scripts/testenv.sh up installs it)"
-		if Required() {
-			t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
-		}
-		t.Skip(msg)
+		unavailable(t, msg)
 	}
 	return path
 }
@@ -108,4 +102,32 @@ func OnlyWith(t testing.TB, enabled bool, how string) {
 	if !enabled {
 		t.Skip("a tool, not a check: run with " + how)
 	}
+}
+
+// RequireProgram returns the path of the program name found on PATH. Otherwise it skips the
+// test, or fails it when Required() is true; what says what the program is and who installs
+// it.
+func RequireProgram(t testing.TB, name, what string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		msg := what + " is missing (" + err.Error() + "; scripts/testenv.sh up installs it)"
+		unavailable(t, msg)
+	}
+	return path
+}
+
+// Dot is the path of Graphviz's dot (Debian package graphviz), under RequireProgram's rules.
+func Dot(t testing.TB) string {
+	t.Helper()
+	return RequireProgram(t, "dot", "Graphviz's dot (Debian package graphviz)")
+}
+
+// unavailable skips the test for want of what msg says, or fails it when Required() is true.
+func unavailable(t testing.TB, msg string) {
+	t.Helper()
+	if Required() {
+		t.Fatal(msg + "; " + RequireIntegration + " is set, so this is a failure")
+	}
+	t.Skip(msg)
 }

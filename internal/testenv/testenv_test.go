@@ -81,3 +81,28 @@ func TestRequire(t *testing.T) {
 		})
 	}
 }
+
+func TestRequireProgram(t *testing.T) {
+	call := func(name string) (path string, f *fakeTB) {
+		f = &fakeTB{}
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(stop); !ok {
+					panic(r)
+				}
+			}
+		}()
+		return RequireProgram(f, name, "the test program"), f
+	}
+	t.Setenv(RequireIntegration, "1")
+	if path, f := call("sh"); path == "" || f.skipped || f.failed {
+		t.Errorf("sh: path %q, skipped=%v failed=%v (%s)", path, f.skipped, f.failed, f.msg)
+	}
+	if _, f := call("imagebuilder-no-such-program"); !f.failed || !strings.Contains(f.msg, "the test program") {
+		t.Errorf("missing program, required: failed=%v (%q), want a failure naming it", f.failed, f.msg)
+	}
+	t.Setenv(RequireIntegration, "")
+	if _, f := call("imagebuilder-no-such-program"); !f.skipped || f.failed {
+		t.Errorf("missing program: skipped=%v failed=%v, want a skip", f.skipped, f.failed)
+	}
+}
