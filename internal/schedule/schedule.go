@@ -83,7 +83,9 @@ type Options struct {
 	// KeepGoing runs everything whose dependencies succeeded after a task
 	// fails; without it the first failure stops the run.
 	KeepGoing bool
-	// Endpoints is the pool; empty means one default engine (Name "").
+	// Endpoints is the pool; empty means one default engine (Name "") with
+	// Jobs slots (one when Jobs is 0), so that a run without a pool takes its
+	// parallelism from Jobs alone.
 	Endpoints []Endpoint
 	// Retries is how many more attempts a task gets after transient errors:
 	// 0 means DefaultRetries, a negative number none.
@@ -269,7 +271,7 @@ func newRun(ctx context.Context, tasks []Task, opts Options, do func(ctx context
 	}
 	eps := opts.Endpoints
 	if len(eps) == 0 {
-		eps = []Endpoint{{}}
+		eps = []Endpoint{{Jobs: opts.Jobs}}
 	}
 	slots := 0
 	for _, e := range eps {

@@ -217,6 +217,17 @@ func TestParallelism(t *testing.T) {
 			t.Errorf("the middle level ran %v per endpoint, want 2 on each", perEP)
 		}
 	})
+	t.Run("load spreads to the endpoint with most free slots", func(t *testing.T) {
+		// Two tasks at once on two endpoints of three slots: one on each,
+		// not both on the first.
+		b := newBarrier(2)
+		rec := newRecorder()
+		Run(context.Background(), []Task{{ID: "x"}, {ID: "y"}}, Options{Endpoints: []Endpoint{{Name: "a", Jobs: 3}, {Name: "b", Jobs: 3}}},
+			rec.do(func(ctx context.Context, t Task, ep string) error { return b.wait(ctx) }))
+		if got := []string{rec.ep["x"][0], rec.ep["y"][0]}; !slices.Equal(got, []string{"a", "b"}) {
+			t.Errorf("x and y ran on %q, want a and b", got)
+		}
+	})
 	t.Run("the cap holds", func(t *testing.T) {
 		var tasks []Task
 		for i := range 6 {
@@ -241,6 +252,16 @@ func TestParallelism(t *testing.T) {
 		}
 		if rec.max != 3 {
 			t.Errorf("%d ran at once, want the cap, 3", rec.max)
+		}
+	})
+	t.Run("without endpoints, Jobs sets the default engine's slots", func(t *testing.T) {
+		b := newBarrier(3)
+		rec := newRecorder()
+		out := Run(context.Background(), []Task{{ID: "x"}, {ID: "y"}, {ID: "z"}}, Options{Jobs: 3},
+			rec.do(func(ctx context.Context, t Task, ep string) error { return b.wait(ctx) }))
+		wantStates(t, out, map[string]State{"x": Done, "y": Done, "z": Done})
+		if rec.max != 3 || rec.ep["x"][0] != "" {
+			t.Errorf("%d at once on %q, want 3 on the default engine", rec.max, rec.ep["x"])
 		}
 	})
 	t.Run("endpoint slots cap without Jobs", func(t *testing.T) {
