@@ -188,4 +188,10 @@ func TestSchemaCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc["$id"] == nil {
 		t.Fatalf("schema output is not a JSON Schema: %v", err)
 	}
+	if code, out, _ := ib(t, "", "schema", "family"); code != 0 || out != string(schema.Family) {
+		t.Fatalf("schema family: exit %d", code)
+	}
+	if code, _, stderr := ib(t, "", "schema", "nope"); code != 2 || !strings.Contains(stderr, `no schema named "nope"`) {
+		t.Fatalf("schema nope: exit %d, %s", code, stderr)
+	}
 }
