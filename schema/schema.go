@@ -9,3 +9,8 @@ import _ "embed"
 //
 //go:embed build-params.schema.json
 var BuildParams []byte
+
+// Family is the family-file schema (family.schema.json), generated from internal/family.
+//
+//go:embed family.schema.json
+var Family []byte

@@ -188,4 +188,34 @@ func TestSchemaCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc["$id"] == nil {
 		t.Fatalf("schema output is not a JSON Schema: %v", err)
 	}
+	if code, out, _ := ib(t, "", "schema", "family"); code != 0 || out != string(schema.Family) {
+		t.Fatalf("schema family: exit %d", code)
+	}
+	if code, _, stderr := ib(t, "", "schema", "nope"); code != 2 || !strings.Contains(stderr, `no schema named "nope"`) {
+		t.Fatalf("schema nope: exit %d, %s", code, stderr)
+	}
+}
+
+// TestConvertFrom: convert --from prints a family file that loads; misuse exits 2.
+func TestConvertFrom(t *testing.T) {
+	in := "../../internal/convert/testdata/zuul/zuul.yaml"
+	code, out, stderr := ib(t, "", "convert", "--from", "zuul", in, "--repo-url", "https://{{.Repo}}")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden, _ := os.ReadFile("../../internal/convert/testdata/zuul/family.repo-url.yaml")
+	if out != string(golden) {
+		t.Errorf("output differs from the golden file:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"convert", "--from", "kolla", in},
+		{"convert", "--from", "zuul", in, in},
+		{"convert", "--from", "zuul", in, "--out", t.TempDir()},
+		{"convert", "--repo-root", "x", "-f", in},
+		{"convert", "--from", "cord", in}, // not CORD's file
+	} {
+		if code, _, stderr := ib(t, "", args...); code != 2 {
+			t.Errorf("%q: exit %d, %s", args, code, stderr)
+		}
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -92,24 +94,25 @@ func (Image) JSONSchemaExtend(s *jsonschema.Schema) {
 	ba := prop(s, "build_args")
 	ba.PatternProperties = map[string]*jsonschema.Schema{PatternArgName: {Type: "string"}}
 	ba.AdditionalProperties = jsonschema.FalseSchema
-	secretsSchema(prop(s, "secrets"))
-	sshSchema(prop(s, "ssh"))
+	SecretsSchema(prop(s, "secrets"))
+	SSHSchema(prop(s, "ssh"))
 }
 
 // JSONSchemaExtend constrains the request-wide secrets and ssh forwards like an image's.
 func (BuildParams) JSONSchemaExtend(s *jsonschema.Schema) {
-	secretsSchema(prop(s, "secrets"))
-	sshSchema(prop(s, "ssh"))
+	SecretsSchema(prop(s, "secrets"))
+	SSHSchema(prop(s, "ssh"))
 }
 
-// secretsSchema keys a secrets map by secret id (patternProperties, not propertyNames: see
+// SecretsSchema keys a secrets map by secret id (patternProperties, not propertyNames: see
 // build_args).
-func secretsSchema(p *jsonschema.Schema) {
+func SecretsSchema(p *jsonschema.Schema) {
 	p.PatternProperties = map[string]*jsonschema.Schema{PatternSecretID: p.AdditionalProperties}
 	p.AdditionalProperties = jsonschema.FalseSchema
 }
 
-func sshSchema(p *jsonschema.Schema) {
+// SSHSchema constrains a list of ssh forwards.
+func SSHSchema(p *jsonschema.Schema) {
 	p.Items.Pattern = PatternSSH
 }
 
@@ -140,6 +143,10 @@ func (PoolEndpoint) JSONSchemaExtend(s *jsonschema.Schema) {
 	p.UniqueItems = true
 }
 
+// Prop is the schema of an object schema's property; it panics when there is none (a
+// programming error, caught by the schema tests).
+func Prop(s *jsonschema.Schema, name string) *jsonschema.Schema { return prop(s, name) }
+
 func prop(s *jsonschema.Schema, name string) *jsonschema.Schema {
 	p, ok := s.Properties.Get(name)
 	if !ok {
@@ -153,22 +160,46 @@ func ptr(v uint64) *uint64 { return &v }
 // GenerateSchema reflects the build-params schema from the Go types. srcDir is the directory of
 // this package's sources, from which field comments become descriptions.
 func GenerateSchema(srcDir string) ([]byte, error) {
+	return Reflect(ReflectOptions{
+		Root:     reflect.TypeOf(BuildParams{}),
+		ID:       SchemaID,
+		Title:    "imagebuilder build parameters",
+		Comments: map[string]string{"github.com/imagebuilder/imagebuilder/internal/params": srcDir},
+		Description: "One build request: source, target images and registry, builder. " +
+			"Compatible with SODALITE image-builder's build params.",
+	})
+}
+
+// ReflectOptions say what Reflect generates.
+type ReflectOptions struct {
+	Root                   reflect.Type
+	ID, Title, Description string
+	// Comments maps Go package paths to their source directories, from which field comments
+	// become descriptions (every package whose types the schema holds).
+	Comments map[string]string
+}
+
+// Reflect generates a JSON Schema from Go types the way the build-params schema is made (one
+// $defs entry per struct, wrapped comments joined, strings that are given are not empty), for
+// every document kind whose types reuse the params' (family files).
+func Reflect(o ReflectOptions) ([]byte, error) {
 	r := &jsonschema.Reflector{
 		BaseSchemaID: "",
 		Anonymous:    true,
 	}
-	if err := r.AddGoComments("github.com/imagebuilder/imagebuilder/internal/params", srcDir); err != nil {
-		return nil, fmt.Errorf("reading field comments from %q: %w", srcDir, err)
+	for _, pkg := range slices.Sorted(maps.Keys(o.Comments)) {
+		if err := r.AddGoComments(pkg, o.Comments[pkg]); err != nil {
+			return nil, fmt.Errorf("reading field comments from %q: %w", o.Comments[pkg], err)
+		}
 	}
-	s := r.ReflectFromType(reflect.TypeOf(BuildParams{}))
+	s := r.ReflectFromType(o.Root)
 	unwrapDescriptions(s)
 	for _, d := range s.Definitions {
 		nonEmptyStrings(d)
 	}
-	s.ID = SchemaID
-	s.Title = "imagebuilder build parameters"
-	s.Description = "One build request: source, target images and registry, builder. " +
-		"Compatible with SODALITE image-builder's build params."
+	s.ID = jsonschema.ID(o.ID)
+	s.Title = o.Title
+	s.Description = o.Description
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")

@@ -49,6 +49,29 @@ func (r *Fetched) ReadFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// Resolve resolves rel, a slash-separated path relative to base (Root or a directory below
+// it), following symlinks, and checks that the result stays inside Root and is an existing
+// directory (dir) or regular file. Errors start with the quoted rel; a missing path wraps
+// fs.ErrNotExist.
+func (r *Fetched) Resolve(base, rel string, dir bool) (string, error) {
+	from, err := filepath.Rel(r.Root, base)
+	if err != nil || (from != "." && !filepath.IsLocal(from)) {
+		return "", fmt.Errorf("%q is not inside the source", base)
+	}
+	joined := path.Join(filepath.ToSlash(from), rel)
+	if path.IsAbs(rel) || joined == ".." || strings.HasPrefix(joined, "../") {
+		return "", fmt.Errorf("%q leaves its root directory", rel)
+	}
+	p, err := resolveIn(r.Root, joined, dir)
+	if errors.Is(err, errNotFound) {
+		return "", fmt.Errorf("%q: %w", rel, fs.ErrNotExist)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%q%s", rel, strings.TrimPrefix(err.Error(), fmt.Sprintf("%q", joined)))
+	}
+	return p, nil
+}
+
 // Fetched is a fetched source: where the build context and the Dockerfile are, and facts about
 // where they came from. No field ever holds a credential.
 type Fetched struct {
@@ -108,10 +131,11 @@ const DefaultTimeout = 60 * time.Second
 type Option func(*options) error
 
 type options struct {
-	client  *http.Client
-	timeout time.Duration
-	limits  Limits
-	log     func(string)
+	client      *http.Client
+	timeout     time.Duration
+	limits      Limits
+	log         func(string)
+	contextOnly bool
 }
 
 // WithHTTPClient sets the client for Dockerfile and tarball downloads (default
@@ -154,6 +178,18 @@ func WithLimits(l Limits) Option {
 		if l.TarEntries > 0 {
 			o.limits.TarEntries = l.TarEntries
 		}
+		return nil
+	}
+}
+
+// ContextsOnly fetches a source that holds build contexts rather than one Dockerfile (a
+// family's source, whose images each name their context and Dockerfile inside it): no
+// Dockerfile is looked for, Fetched.Dockerfile stays empty (except a downloaded Dockerfile's),
+// and ContextDir is the source's workdir (subdir of a build_context), the base of the images'
+// contexts. Use Fetched.Resolve to find paths inside it.
+func ContextsOnly() Option {
+	return func(o *options) error {
+		o.contextOnly = true
 		return nil
 	}
 }
@@ -230,7 +266,7 @@ func (o *options) fetchGitRepo(ctx context.Context, g *params.GitRepo, ws string
 		return nil, err
 	}
 	where := fmt.Sprintf("repository %q at %q", c.URL, g.Version)
-	df, ctxDir, err := resolveBuildPaths(dir, g.Dockerfile, g.Workdir, where)
+	df, ctxDir, err := o.resolveBuildPaths(dir, g.Dockerfile, g.Workdir, where)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +326,7 @@ func (o *options) fetchTar(ctx context.Context, t *params.Tar, ws string) (*Fetc
 	if err != nil {
 		return nil, err
 	}
-	res.Dockerfile, res.ContextDir, err = resolveBuildPaths(root, t.Dockerfile, t.Workdir, where)
+	res.Dockerfile, res.ContextDir, err = o.resolveBuildPaths(root, t.Dockerfile, t.Workdir, where)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +338,7 @@ func (o *options) fetchLocal(l *params.Local) (*Fetched, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local directory: %w", err)
 	}
-	df, ctxDir, err := resolveBuildPaths(root, l.Dockerfile, l.Workdir, fmt.Sprintf("local directory %q", l.Path))
+	df, ctxDir, err := o.resolveBuildPaths(root, l.Dockerfile, l.Workdir, fmt.Sprintf("local directory %q", l.Path))
 	if err != nil {
 		return nil, err
 	}
@@ -311,8 +347,16 @@ func (o *options) fetchLocal(l *params.Local) (*Fetched, error) {
 	return res, nil
 }
 
-// resolveBuildPaths resolves a Dockerfile and a context directory, both relative to root.
-func resolveBuildPaths(root, dockerfile, workdir, where string) (df, ctxDir string, err error) {
+// resolveBuildPaths resolves a Dockerfile and a context directory, both relative to root; no
+// Dockerfile with ContextsOnly.
+func (o *options) resolveBuildPaths(root, dockerfile, workdir, where string) (df, ctxDir string, err error) {
+	if o.contextOnly {
+		ctxDir, err = resolveIn(root, workdir, true)
+		if err != nil {
+			return "", "", fmt.Errorf("%s: workdir %w", where, err)
+		}
+		return "", ctxDir, nil
+	}
 	df, err = resolveIn(root, dockerfile, false)
 	if errors.Is(err, errNotFound) && dockerfile == params.DefaultDockerfile {
 		// Like docker build, accept a lowercase dockerfile when the default one is missing.
