@@ -116,6 +116,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newBuildCmd(),
+		newFamilyCmd(),
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),

@@ -10,6 +10,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/result"
+	"github.com/imagebuilder/imagebuilder/internal/schedule"
 	"github.com/imagebuilder/imagebuilder/internal/source"
 )
 
@@ -80,6 +82,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// DefaultJobs is how many images one engine builds at once unless told otherwise.
+const DefaultJobs = 4
+
 // run is the state of one request as it goes through the steps.
 type run struct {
 	p        params.BuildParams
@@ -91,21 +96,31 @@ type run struct {
 	src      *source.Fetched
 	images   []*imageRun
 	reg      *registry.Client
-	bld      builder.Builder
+	pool     *pool
 	res      *result.Result
 }
 
-// imageRun is one image of the request.
+// imageRun is one image of a request or a family: what to build, and what became of it.
 type imageRun struct {
-	req        params.Image
+	req        params.Image // the request's image (a family's images are translated into one)
 	out        *result.Image
-	dockerfile string            // the Dockerfile to build (the user's, or the injected copy)
+	contextDir string            // the build context
+	dockerfile string            // the Dockerfile to build (the user's, or a rewritten copy)
 	buildArgs  map[string]string // the user's plus those the injection needs
 	labels     map[string]string
 	inputs     string            // fingerprint of everything the image is built from ("" if unknown)
 	current    map[string]string // tag -> digest it points at now ("" when absent)
 	secrets    map[string][]byte // build secrets by id, resolved
 	ssh        []builder.SSHForward
+	endpoint   string                    // the pool endpoint it built on
+	progress   func(*client.SolveStatus) // where its build's progress goes (nil: the run's)
+}
+
+func (ir *imageRun) progressFunc(def func(*client.SolveStatus)) func(*client.SolveStatus) {
+	if ir.progress != nil {
+		return ir.progress
+	}
+	return def
 }
 
 // InputsLabel carries a fingerprint of a build's inputs (source revision, Dockerfile after
@@ -121,20 +136,8 @@ type step struct {
 // Run executes the request. It always returns a result; on failure the result's Failed names the
 // image, step and cause, and the error is an *Error.
 func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.Result, err error) {
-	red := opts.Redactor
-	if red == nil {
-		red = redact.New()
-	}
-	p.AddSecrets(red)
-	// Everything the run emits is masked: progress events, log lines, the failure and the error.
-	masker := progress.NewMasker(red, opts.Progress)
-	defer masker.Close()
-	if opts.Progress != nil {
-		opts.Progress = masker.Status
-	}
-	if log := opts.Log; log != nil {
-		opts.Log = func(line string) { log(red.String(line)) }
-	}
+	opts, red, closeMasker := masked(opts, p.AddSecrets)
+	defer closeMasker()
 	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
 	for _, img := range r.p.Target.Images {
 		out := &result.Image{
@@ -164,18 +167,6 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 		res = r.res
 	}()
 
-	ws, err := os.MkdirTemp(opts.TempDir, "imagebuilder-")
-	if err != nil {
-		return nil, &Error{Step: result.StepSource, Err: fmt.Errorf("creating workspace: %w", err)}
-	}
-	r.ws = ws
-	defer os.RemoveAll(ws)
-	defer func() {
-		if r.bld != nil {
-			r.bld.Close()
-		}
-	}()
-
 	steps := []step{
 		{result.StepCheck, r.selectBuilder},
 		{result.StepSource, r.fetch},
@@ -191,19 +182,56 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 		// the builds; push access itself is proven by the push.
 		steps = append(steps, step{result.StepBuild, concurrently(r.current, r.build)}, step{result.StepTag, r.tag})
 	}
+	return nil, r.execute(ctx, "imagebuilder-", steps)
+}
+
+// masked returns the options with everything the run emits — progress events, log lines —
+// masked by the run's redactor (the caller's, else a new one), which first learns the request's
+// secrets through addSecrets. The returned func flushes the progress still held back.
+func masked(opts Options, addSecrets func(*redact.Redactor)) (Options, *redact.Redactor, func()) {
+	red := opts.Redactor
+	if red == nil {
+		red = redact.New()
+	}
+	addSecrets(red)
+	masker := progress.NewMasker(red, opts.Progress)
+	if opts.Progress != nil {
+		opts.Progress = masker.Status
+	}
+	if log := opts.Log; log != nil {
+		opts.Log = func(line string) { log(red.String(line)) }
+	}
+	return opts, red, masker.Close
+}
+
+// execute runs the steps in a fresh workspace (named with prefix, removed at the end), closing
+// the engines they opened; the first failure stops the run and is returned as an *Error naming
+// its step.
+func (r *run) execute(ctx context.Context, prefix string, steps []step) error {
+	ws, err := os.MkdirTemp(r.opts.TempDir, prefix)
+	if err != nil {
+		return &Error{Step: result.StepSource, Err: fmt.Errorf("creating workspace: %w", err)}
+	}
+	r.ws = ws
+	defer os.RemoveAll(ws)
+	defer func() {
+		if r.pool != nil {
+			r.pool.close()
+		}
+	}()
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
-			return nil, &Error{Step: s.name, Err: err}
+			return &Error{Step: s.name, Err: err}
 		}
 		if err := s.run(ctx); err != nil {
 			var pe *Error
 			if errors.As(err, &pe) {
-				return nil, err
+				return err
 			}
-			return nil, &Error{Step: s.name, Err: err}
+			return &Error{Step: s.name, Err: err}
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // concurrently runs steps at the same time; the first error cancels the others and is
@@ -250,6 +278,7 @@ func (r *run) inject(_ context.Context) error {
 		return fmt.Errorf("reading %s.dockerignore: %w", filepath.Base(r.src.Dockerfile), err)
 	}
 	for i, ir := range r.images {
+		ir.contextDir = r.src.ContextDir
 		ir.dockerfile = r.src.Dockerfile
 		ir.buildArgs = copyMap(ir.req.BuildArgs)
 		if ir.req.Base == "" && len(ir.req.Bases) == 0 {
@@ -321,7 +350,7 @@ func (r *run) fingerprint(ir *imageRun) string {
 	}
 	platforms := append([]string{}, ir.req.Platforms...)
 	sort.Strings(platforms)
-	doc, err := json.Marshal(struct {
+	return hashJSON(struct {
 		Source     string
 		Workdir    string
 		Dockerfile []byte
@@ -332,6 +361,11 @@ func (r *run) fingerprint(ir *imageRun) string {
 		Secrets    []string // ids only: a secret's value never enters the fingerprint
 		SSH        []string
 	}{id, r.p.Source.ContextPath(), df, ir.buildArgs, ir.req.Target, ir.labels, platforms, secretIDs(r.p.BuildSecrets(ir.req)), sshIDs(r.p.SSHForwards(ir.req))})
+}
+
+// hashJSON is the digest of v's JSON encoding ("" if it has none).
+func hashJSON(v any) string {
+	doc, err := json.Marshal(v)
 	if err != nil {
 		return ""
 	}
@@ -463,37 +497,103 @@ func parseSSH(spec string) (builder.SSHForward, error) {
 	return f, nil
 }
 
-// selectBuilder decides which engine builds (--builder, else builder.endpoint, else the
-// environment) before any work, so that a bad choice fails first and the result names the
-// engine even when a later step fails. Nothing is contacted yet.
+// selectBuilder decides which engines build (--builder, else builder.endpoint or the pool of
+// builder.endpoints, else the environment) before any work, so that a bad choice fails first and
+// the result names the engine even when a later step fails. Nothing is contacted yet.
 func (r *run) selectBuilder(context.Context) error {
+	var err error
+	r.pool, err = r.newPool(r.p.Builder, 0)
+	return err
+}
+
+// newPool prepares the engines a run builds on, from --builder and the builder settings.
+func (r *run) newPool(b *params.Builder, jobs int) (*pool, error) {
 	r.endpoint = r.opts.Endpoint
-	if r.endpoint == "" && r.p.Builder != nil {
-		r.endpoint = r.p.Builder.Endpoint
+	if r.endpoint == "" && b != nil {
+		r.endpoint = b.Endpoint
 	}
-	if b := r.p.Builder; b != nil && b.TLS != nil {
+	if b != nil && b.TLS != nil {
 		r.bopts = append(r.bopts, builder.WithTLS(builder.TLSConfig{
 			CACert: b.TLS.CACert, Cert: b.TLS.Cert, Key: b.TLS.Key, ServerName: b.TLS.ServerName,
 		}))
 	}
 	r.bopts = append(r.bopts, r.opts.BuilderOptions...)
-	if r.opts.NewBuilder != nil {
-		return nil // the caller's engine describes itself once opened
+	open := r.opts.NewBuilder
+	if open == nil {
+		open = func(ctx context.Context, endpoint string) (builder.Builder, error) {
+			return builder.New(ctx, endpoint, r.bopts...)
+		}
 	}
-	sel, err := builder.Select(r.endpoint, r.bopts...)
+	// One engine builds several images at once (BuildKit and the Docker daemon run concurrent
+	// builds); --jobs raises or lowers that.
+	endpoints := []schedule.Endpoint{{Name: r.endpoint, Jobs: cmp.Or(jobs, DefaultJobs)}}
+	if r.opts.Endpoint == "" && b != nil && len(b.Endpoints) > 0 {
+		endpoints = endpoints[:0]
+		for _, e := range b.Endpoints {
+			endpoints = append(endpoints, schedule.Endpoint{Name: e.Endpoint, Jobs: max(e.Jobs, 1), Platforms: e.Platforms})
+		}
+	}
+	p := &pool{endpoints: endpoints, open: open}
+	if r.opts.NewBuilder != nil {
+		return p, nil // the caller's engines describe themselves once opened
+	}
+	for i, e := range endpoints {
+		sel, err := builder.Select(e.Name, r.bopts...)
+		if err != nil {
+			if len(endpoints) > 1 {
+				err = fmt.Errorf("/builder/endpoints/%d: %w", i, err)
+			}
+			return nil, err
+		}
+		if i == 0 {
+			r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+		}
+	}
+	return p, nil
+}
+
+// connect opens the registry client and the build engine (the first of a pool; the others open
+// when they get their first image).
+func (r *run) connect(ctx context.Context) error {
+	reg, err := r.registryClient(r.p.Target.Registry)
 	if err != nil {
 		return err
 	}
+	r.reg = reg
+	bld, err := r.pool.get(ctx, r.pool.endpoints[0].Name)
+	if err != nil {
+		return err
+	}
+	sel := bld.Selection()
 	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
+	r.log("builder: %s %s (%s)", sel.Kind, sel.Endpoint, sel.Origin)
+	// The engine's native platform is needed for images that name none; a dry run asks in any
+	// case, to check that the engine answers. Otherwise the build itself finds out.
+	needInfo := r.opts.DryRun
+	for _, ir := range r.images {
+		needInfo = needInfo || len(ir.out.Platforms) == 0
+	}
+	if !needInfo {
+		return nil
+	}
+	info, err := bld.Info(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ir := range r.images {
+		if len(ir.out.Platforms) == 0 {
+			ir.out.Platforms = []string{info.NativePlatform}
+		}
+	}
 	return nil
 }
 
-// connect opens the registry client and the build engine.
-func (r *run) connect(ctx context.Context) error {
-	reg := r.p.Target.Registry
+// registryClient opens the one registry client of a run: the target registry's credentials and
+// TLS rules, the Docker config for every other host, the run's redactor and the push cache.
+func (r *run) registryClient(reg params.Registry) (*registry.Client, error) {
 	host, err := registry.Host(reg.URL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ropts := []registry.Option{}
 	if reg.Username != "" || reg.Password != "" {
@@ -508,42 +608,7 @@ func (r *run) connect(ctx context.Context) error {
 		// check instead of an export and a recompression (the Docker endpoint's case).
 		ropts = append(ropts, registry.WithPushCache(filepath.Join(dir, "imagebuilder", "push-cache.json")))
 	}
-	r.reg, err = registry.New(append(ropts, r.opts.RegistryOptions...)...)
-	if err != nil {
-		return err
-	}
-	newBuilder := r.opts.NewBuilder
-	if newBuilder == nil {
-		newBuilder = func(ctx context.Context, endpoint string) (builder.Builder, error) {
-			return builder.New(ctx, endpoint, r.bopts...)
-		}
-	}
-	r.bld, err = newBuilder(ctx, r.endpoint)
-	if err != nil {
-		return err
-	}
-	sel := r.bld.Selection()
-	r.res.Builder = &result.Builder{Kind: string(sel.Kind), Endpoint: sel.Endpoint}
-	r.log("builder: %s %s (%s)", sel.Kind, sel.Endpoint, sel.Origin)
-	// The engine's native platform is needed for images that name none; a dry run asks in any
-	// case, to check that the engine answers. Otherwise the build itself finds out.
-	needInfo := r.opts.DryRun
-	for _, ir := range r.images {
-		needInfo = needInfo || len(ir.out.Platforms) == 0
-	}
-	if !needInfo {
-		return nil
-	}
-	info, err := r.bld.Info(ctx)
-	if err != nil {
-		return err
-	}
-	for _, ir := range r.images {
-		if len(ir.out.Platforms) == 0 {
-			ir.out.Platforms = []string{info.NativePlatform}
-		}
-	}
-	return nil
+	return registry.New(append(ropts, r.opts.RegistryOptions...)...)
 }
 
 // current records where every requested tag points now. In a dry run it first checks that the
@@ -609,34 +674,90 @@ func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
 	return err == nil && labels[InputsLabel] == ir.inputs
 }
 
-// build builds and pushes every image by digest; no tag moves here.
+// build builds and pushes every image by digest, each on a free engine of the pool, at the same
+// time as far as the pool allows; no tag moves here. The first failure stops the others.
 func (r *run) build(ctx context.Context) error {
-	for _, ir := range r.images {
-		r.log("building %s for %v", ir.out.Ref, ir.out.Platforms)
-		br, err := r.bld.Build(ctx, builder.Request{
-			ContextDir:  r.src.ContextDir,
-			Dockerfile:  ir.dockerfile,
-			Platforms:   ir.req.Platforms,
-			BuildArgs:   ir.buildArgs,
-			Target:      ir.req.Target,
-			Labels:      ir.labels,
-			NoCache:     r.p.Builder != nil && r.p.Builder.NoCache,
-			Pull:        r.p.Builder != nil && r.p.Builder.Pull,
-			Repository:  ir.out.Repository,
-			Insecure:    r.p.Target.Registry.Insecure,
-			Credentials: r.credentials(ctx),
-			Publisher:   r.reg,
-			Secrets:     ir.secrets,
-			SSH:         ir.ssh,
-			Progress:    r.opts.Progress,
-		})
-		if err != nil {
-			return &Error{Image: ir.out.Ref, Step: buildStep(err), Err: err}
-		}
-		ir.out.Digest = br.Digest
-		ir.out.Platforms = br.Platforms
-		r.log("%s: pushed %s", ir.out.Ref, br.Digest)
+	tasks := make([]schedule.Task, len(r.images))
+	byID := map[string]*imageRun{}
+	for i, ir := range r.images {
+		id := strconv.Itoa(i)
+		tasks[i] = schedule.Task{ID: id, Platforms: ir.req.Platforms}
+		byID[id] = ir
 	}
+	outcomes := schedule.Run(ctx, tasks, r.scheduleOptions(false, 0), func(ctx context.Context, t schedule.Task, endpoint string) error {
+		return r.buildImage(ctx, byID[t.ID], endpoint)
+	})
+	// The first failure in request order is the request's: the others were stopped by it.
+	for _, t := range tasks {
+		if o := outcomes[t.ID]; o != nil && o.State == schedule.Failed {
+			return o.Err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if o := outcomes[t.ID]; o == nil || o.State != schedule.Done {
+			return &Error{Image: byID[t.ID].out.Ref, Step: result.StepBuild, Err: errors.New("not built")}
+		}
+	}
+	return nil
+}
+
+// scheduleOptions are the scheduler's settings for this run's pool.
+func (r *run) scheduleOptions(keepGoing bool, jobs int) schedule.Options {
+	return schedule.Options{
+		Endpoints: r.pool.endpoints,
+		Jobs:      jobs,
+		KeepGoing: keepGoing,
+		Event:     r.scheduleEvent,
+	}
+}
+
+// scheduleEvent logs what the scheduler does about failures: a retry, an image moved to another
+// engine, an engine lost.
+func (r *run) scheduleEvent(e schedule.Event) {
+	switch e.Kind {
+	case schedule.EventRetrying:
+		r.log("%s: retrying in %s (attempt %d): %v", e.Task, e.Delay, e.Attempt, e.Err)
+	case schedule.EventRequeued:
+		r.log("%s: back in the queue after losing %s: %v", e.Task, r.pool.describe(e.Endpoint), e.Err)
+	case schedule.EventEndpointLost:
+		r.log("engine %s lost: %v", r.pool.describe(e.Endpoint), e.Err)
+	}
+}
+
+// buildImage builds one image on an engine of the pool and pushes it by digest.
+func (r *run) buildImage(ctx context.Context, ir *imageRun, endpoint string) error {
+	bld, err := r.pool.get(ctx, endpoint)
+	if err != nil {
+		return &Error{Image: ir.out.Ref, Step: result.StepBuild, Err: err}
+	}
+	ir.endpoint = endpoint
+	r.log("building %s for %v on %s", ir.out.Ref, ir.out.Platforms, r.pool.describe(endpoint))
+	br, err := bld.Build(ctx, builder.Request{
+		ContextDir:  ir.contextDir,
+		Dockerfile:  ir.dockerfile,
+		Platforms:   ir.req.Platforms,
+		BuildArgs:   ir.buildArgs,
+		Target:      ir.req.Target,
+		Labels:      ir.labels,
+		NoCache:     r.p.Builder != nil && r.p.Builder.NoCache,
+		Pull:        r.p.Builder != nil && r.p.Builder.Pull,
+		Repository:  ir.out.Repository,
+		Insecure:    r.p.Target.Registry.Insecure,
+		Credentials: r.credentials(ctx),
+		Publisher:   r.reg,
+		Secrets:     ir.secrets,
+		SSH:         ir.ssh,
+		Progress:    ir.progressFunc(r.opts.Progress),
+	})
+	if err != nil {
+		return &Error{Image: ir.out.Ref, Step: buildStep(err), Err: err}
+	}
+	ir.out.Digest = br.Digest
+	ir.out.Platforms = br.Platforms
+	r.log("%s: pushed %s", ir.out.Ref, br.Digest)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -29,6 +30,7 @@ import (
 // pushes it by digest, as the real drivers do. It fails for targets named "fail".
 type fakeBuilder struct {
 	builds  atomic.Int32
+	mu      sync.Mutex
 	ignores []string // the .dockerignore beside each built Dockerfile ("" when none)
 }
 
@@ -43,7 +45,9 @@ func (f *fakeBuilder) Info(context.Context) (builder.Info, error) {
 func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Built, error) {
 	f.builds.Add(1)
 	ign, _ := os.ReadFile(req.Dockerfile + ".dockerignore")
+	f.mu.Lock()
 	f.ignores = append(f.ignores, string(ign))
+	f.mu.Unlock()
 	switch req.Target {
 	case "leak":
 		// A build whose output and error quote the secrets it was given.

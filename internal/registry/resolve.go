@@ -101,6 +101,26 @@ func (c *Client) Exists(ctx context.Context, ref string) (bool, error) {
 // manifests (BuildKit's provenance and SBOMs) and entries for unknown platforms; for a single
 // manifest the os and architecture of its config.
 func (c *Client) Platforms(ctx context.Context, ref string) ([]string, error) {
+	ms, err := c.Manifests(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]string, len(ms))
+	for i, m := range ms {
+		ps[i] = m.Platform
+	}
+	return ps, nil
+}
+
+// Manifest is one platform's image of a reference.
+type Manifest struct {
+	Platform string `json:"platform"` // os/arch[/variant]
+	Digest   string `json:"digest"`   // the image manifest's digest
+}
+
+// Manifests returns the platform images ref provides, as Platforms orders them, each with its
+// manifest digest: for a single manifest, the one entry is the manifest itself.
+func (c *Client) Manifests(ctx context.Context, ref string) ([]Manifest, error) {
 	r, err := c.parseRef(ref)
 	if err != nil {
 		return nil, c.fail(err)
@@ -109,7 +129,7 @@ func (c *Client) Platforms(ctx context.Context, ref string) ([]string, error) {
 	if err != nil {
 		return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
 	}
-	var ps []string
+	var ps []Manifest
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
@@ -128,7 +148,7 @@ func (c *Client) Platforms(ctx context.Context, ref string) ([]string, error) {
 		if err != nil {
 			return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
 		}
-		ps = []string{p}
+		ps = []Manifest{{Platform: p, Digest: desc.Digest.String()}}
 	default:
 		return nil, c.fail(fmt.Errorf("reading platforms of %q: unsupported media type %q", ref, desc.MediaType))
 	}
@@ -138,7 +158,7 @@ func (c *Client) Platforms(ctx context.Context, ref string) ([]string, error) {
 // maxIndexDepth bounds the recursion through nested indexes.
 const maxIndexDepth = 4
 
-func indexPlatforms(idx v1.ImageIndex, depth int) ([]string, error) {
+func indexPlatforms(idx v1.ImageIndex, depth int) ([]Manifest, error) {
 	if depth > maxIndexDepth {
 		return nil, errors.New("indexes nested too deeply")
 	}
@@ -146,7 +166,7 @@ func indexPlatforms(idx v1.ImageIndex, depth int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ps []string
+	var ps []Manifest
 	for _, m := range im.Manifests {
 		switch {
 		case isAttestation(m):
@@ -161,7 +181,7 @@ func indexPlatforms(idx v1.ImageIndex, depth int) ([]string, error) {
 			}
 			ps = append(ps, sub...)
 		case m.Platform != nil && m.Platform.OS != "":
-			ps = append(ps, formatPlatform(*m.Platform))
+			ps = append(ps, Manifest{Platform: formatPlatform(*m.Platform), Digest: m.Digest.String()})
 		case m.MediaType.IsImage():
 			// An index entry without a platform: the image's config has it.
 			img, err := idx.Image(m.Digest)
@@ -172,7 +192,7 @@ func indexPlatforms(idx v1.ImageIndex, depth int) ([]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("reading manifest %s: %w", m.Digest, err)
 			}
-			ps = append(ps, p)
+			ps = append(ps, Manifest{Platform: p, Digest: m.Digest.String()})
 		}
 	}
 	return ps, nil
