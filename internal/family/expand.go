@@ -49,8 +49,10 @@ type Git struct {
 // secrets, ssh), tags rendered, inline sources named.
 type Family struct {
 	Registry params.Registry
-	Builder  *params.Builder
-	Secrets  map[string]params.Secret
+	// Namespace is the file's namespace (already part of each image's Repository).
+	Namespace string
+	Builder   *params.Builder
+	Secrets   map[string]params.Secret
 	// Sources are the sources the images and their components use, by name: an inline source
 	// is named InlinePrefix + the image's name, images_dir's is ImagesDirSource. Relative local
 	// paths (local.path, tar.path, a git url that is a relative directory) are absolute.
@@ -119,7 +121,7 @@ func (f *File) Expand(opts ExpandOptions) (*Family, error) {
 		opts.Getenv = os.LookupEnv
 	}
 	fam := &Family{
-		Registry: f.Registry, Builder: f.Builder, Secrets: f.Secrets,
+		Registry: f.Registry, Namespace: f.Namespace, Builder: f.Builder, Secrets: f.Secrets,
 		Sources: map[string]params.Source{}, Pull: slices.Clone(f.Pull),
 		Variables: maps.Clone(f.Variables), Header: f.Header, Footer: f.Footer, Dir: f.Dir,
 	}

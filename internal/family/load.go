@@ -124,11 +124,7 @@ func (f *File) check() []schemacheck.FieldError {
 	for i, t := range f.Tags {
 		checkTemplate(fmt.Sprintf("/tags/%d", i), t)
 	}
-	if f.ImagesDir != "" {
-		relPathOrAbs := f.ImagesDir
-		if !filepath.IsAbs(relPathOrAbs) {
-			relPath("/images_dir", relPathOrAbs)
-		}
+	if f.ImagesDir != "" { // a directory like a local source's path: anywhere
 		if _, clash := f.Sources[ImagesDirSource]; clash {
 			add("/sources/"+ImagesDirSource, "the name %q is taken by images_dir's images: rename the source", ImagesDirSource)
 		}
@@ -150,10 +146,9 @@ func (f *File) check() []schemacheck.FieldError {
 		} else {
 			names[img.Name] = ptr
 		}
-		if ref := f.Registry.Repository(joinRepo(f.Namespace, img.Name)); ref != "" {
-			if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-				add(ptr+"/name", "%q is not a valid repository: %v", ref, err)
-			}
+		repo := f.Registry.Repository(joinRepo(f.Namespace, img.Name))
+		if _, err := reference.ParseNormalizedNamed(repo); err != nil {
+			add(ptr+"/name", "%q is not a valid repository: %v", repo, err)
 		}
 		if s := img.Source; s != nil {
 			if s.Inline != nil {

@@ -171,3 +171,20 @@ func FuzzLoadFamily(f *testing.F) {
 		}
 	})
 }
+
+// TestReadmeExample: the README's family file example loads.
+func TestReadmeExample(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "## Image families: the family file")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	example, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no family file example under \"## Image families: the family file\"")
+	}
+	if _, err := Load([]byte(example)); err != nil {
+		t.Fatalf("the README's example does not load:\n%v", err)
+	}
+}

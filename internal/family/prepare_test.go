@@ -2,6 +2,9 @@ package family
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,5 +237,27 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrepareDownloadedDockerfile: an image whose source downloads its Dockerfile builds that
+// file (header applied) in the source's context.
+func TestPrepareDownloadedDockerfile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "FROM busybox\nRUN true\n")
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	fam := expandIn(t, dir, "registry: {url: r}\nheader: ENV X=1\nimages: [{name: a, source: {dockerfile: {url: '"+srv.URL+"/Dockerfile'}}}]\n", nil)
+	if fam.Images[0].Dockerfile != "" {
+		t.Fatalf("Dockerfile %q for a downloaded one", fam.Images[0].Dockerfile)
+	}
+	fetched := fetchAll(t, fam)
+	p, err := fam.Prepare(fam.Images[0], fetched, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.Data) != "FROM busybox\nENV X=1\nRUN true\n" || p.ContextDir != fetched["image:a"].ContextDir {
+		t.Fatalf("%+v", p)
 	}
 }
