@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,6 +85,7 @@ type member struct {
 	selected bool
 	out      *result.FamilyImage
 	pins     map[string]string // reference -> repository@digest this build used
+	served   *registry.Image   // what its tag served before the run (nil: nothing)
 }
 
 // RunFamily builds a family: every selected image in dependency order, each FROM its parents'
@@ -355,16 +357,26 @@ func (fr *familyRun) current(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			cur := map[string]string{}
-			for _, tag := range m.ir.out.Tags {
-				d, err := fr.reg.Resolve(gctx, m.img.Repository+":"+tag)
-				switch {
-				case errors.Is(err, registry.ErrNotFound):
-					cur[tag] = ""
-				case err != nil:
-					return &Error{Image: m.img.Name, Step: result.StepCheck, Err: err}
-				default:
-					cur[tag] = d.Digest
+			for i, tag := range m.ir.out.Tags {
+				ref := m.img.Repository + ":" + tag
+				var d string
+				var err error
+				if i == 0 && m.selected {
+					// The image's own tag is read whole: one fetch tells where it points
+					// and, for the decision, what it serves.
+					var img *registry.Image
+					if img, err = fr.reg.Inspect(gctx, ref); err == nil {
+						d, m.served = img.Digest, img
+					}
+				} else {
+					var desc registry.Descriptor
+					desc, err = fr.reg.Resolve(gctx, ref)
+					d = desc.Digest
 				}
+				if err != nil && !errors.Is(err, registry.ErrNotFound) {
+					return &Error{Image: m.img.Name, Step: result.StepCheck, Err: err}
+				}
+				cur[tag] = d
 			}
 			m.ir.current = cur
 			return nil
@@ -413,18 +425,30 @@ func (fr *familyRun) plan(ctx context.Context) error {
 			return &Error{Image: ref, Step: result.StepCheck, Err: fmt.Errorf("resolving the pulled image: %w", err)}
 		}
 	}
-	for _, n := range fr.order {
-		m := fr.images[n]
-		if waiting := fr.waitingOn(m); waiting != "" {
-			m.out.Decision, m.out.Reason = result.DecisionBuild, "parent "+waiting+" builds"
-			continue
+	// Level by level: the images of a level depend only on earlier levels, so they are decided
+	// at the same time.
+	for _, level := range fr.g.Levels() {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for _, n := range level {
+			m := fr.images[n]
+			if !m.selected {
+				continue
+			}
+			if waiting := fr.waitingOn(m); waiting != "" {
+				m.out.Decision, m.out.Reason = result.DecisionBuild, "parent "+waiting+" builds"
+				continue
+			}
+			g.Go(func() error {
+				return fr.decide(gctx, m)
+			})
 		}
-		if err := fr.decide(ctx, m); err != nil {
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
 	for _, m := range fr.images {
-		if m.out.Decision == result.DecisionBuild {
+		if m.selected && m.out.Decision == result.DecisionBuild {
 			m.out.Changed = true
 			fr.rep.Changed = true
 		}
@@ -506,21 +530,32 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 		return nil
 	}
 	d := ir.current[ir.out.Tag]
-	switch {
-	case d == "":
+	if d == "" {
 		m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+ir.out.Tag+" is not in the registry"
 		return nil
-	case !fr.unchanged(ctx, ir):
-		m.out.Decision, m.out.Reason = result.DecisionBuild, "inputs changed"
-		for _, t := range ir.out.Tags {
-			if ir.current[t] != d {
-				m.out.Reason = "tag " + t + " is missing or points elsewhere"
-			}
+	}
+	for _, t := range ir.out.Tags {
+		if ir.current[t] != d {
+			m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+t+" is missing or points elsewhere"
+			return nil
 		}
+	}
+	// One manifest and one config fetch tell both whether the inputs match and, if they do,
+	// the platforms the image serves.
+	img := m.served
+	if img == nil || img.Digest != d {
+		var err error
+		if img, err = fr.reg.Inspect(ctx, ir.out.Repository+"@"+d); err != nil {
+			img = nil
+		}
+	}
+	if img == nil || img.Labels[InputsLabel] != ir.inputs {
+		m.out.Decision, m.out.Reason = result.DecisionBuild, "inputs changed"
 		return nil
 	}
 	fr.mu.Lock()
 	ir.out.Digest = d
+	m.out.Platforms = platformDigests(img.Manifests)
 	fr.mu.Unlock()
 	m.out.Decision, m.out.Reason = result.DecisionSkip, "the registry serves "+d+" with identical inputs"
 	return nil
@@ -546,9 +581,16 @@ func (fr *familyRun) labels(m *member) map[string]string {
 // inputs hashes what the image is built from: the pinned Dockerfile (which names the parents'
 // and externals' digests), the context's files, build args, target, platforms, labels and
 // secrets by id.
+//
+// The proxy variables (proxy_from_env) are left out: where the build machine reaches the network
+// through does not change what the image is, and a family built behind another proxy is not stale.
 func (fr *familyRun) inputs(m *member, pinned []byte) string {
 	platforms := slices.Clone(m.img.Platforms)
 	slices.Sort(platforms)
+	args := maps.Clone(m.ir.buildArgs)
+	for _, k := range family.ProxyVars {
+		delete(args, k)
+	}
 	return hashJSON(struct {
 		Dockerfile []byte
 		Context    string
@@ -558,36 +600,41 @@ func (fr *familyRun) inputs(m *member, pinned []byte) string {
 		Platforms  []string
 		Secrets    []string
 		SSH        []string
-	}{pinned, m.ctxHash, m.ir.buildArgs, m.img.Target, m.ir.labels, platforms, secretIDs(m.img.Secrets), sshIDs(m.img.SSH)})
+	}{pinned, m.ctxHash, args, m.img.Target, m.ir.labels, platforms, secretIDs(m.img.Secrets), sshIDs(m.img.SSH)})
 }
 
 // build schedules the images that do not skip over the pool, parents first; each decides again
 // once its parents are done, with their new digests.
 func (fr *familyRun) build(ctx context.Context) error {
+	// What the plan skips is done: only the rest is scheduled, after its parents that build.
 	var tasks []schedule.Task
+	building := func(m *member) bool { return m.selected && m.out.Decision != result.DecisionSkip }
 	for _, n := range fr.order {
 		m := fr.images[n]
+		if !building(m) {
+			continue
+		}
 		t := schedule.Task{ID: n, Platforms: m.img.Platforms}
 		for _, e := range fr.g.Parents(n) {
-			if fr.images[e.Parent].selected && !slices.Contains(t.Deps, e.Parent) {
+			if building(fr.images[e.Parent]) && !slices.Contains(t.Deps, e.Parent) {
 				t.Deps = append(t.Deps, e.Parent)
 			}
 		}
 		tasks = append(tasks, t)
 	}
 	opts := fr.scheduleOptions(fr.fopts.KeepGoing, fr.fopts.Jobs)
+	opts.Event = fr.progressEvent(len(tasks), opts.Event)
 	outcomes := schedule.Run(ctx, tasks, opts, func(ctx context.Context, t schedule.Task, endpoint string) error {
 		m := fr.images[t.ID]
-		if m.out.Decision != result.DecisionSkip {
-			// The parents are done: decide with their digests.
-			if err := fr.decide(ctx, m); err != nil {
-				return err
-			}
+		// The parents are done: decide with their digests.
+		if err := fr.decide(ctx, m); err != nil {
+			return err
 		}
-		if m.out.Decision != result.DecisionSkip {
-			if err := fr.buildMember(ctx, m, endpoint); err != nil {
-				return err
-			}
+		if m.out.Decision == result.DecisionSkip {
+			return nil
+		}
+		if err := fr.buildMember(ctx, m, endpoint); err != nil {
+			return err
 		}
 		return fr.platformDigests(ctx, m)
 	})
@@ -595,6 +642,40 @@ func (fr *familyRun) build(ctx context.Context) error {
 		fr.record(fr.images[t.ID], outcomes[t.ID])
 	}
 	return ctx.Err()
+}
+
+// progressEvent shows the family's progress on every start and finish — how many images are
+// done, running and queued, and which are running — then passes the event on.
+func (fr *familyRun) progressEvent(total int, next func(schedule.Event)) func(schedule.Event) {
+	var running []string
+	done := 0
+	return func(e schedule.Event) {
+		switch e.Kind {
+		case schedule.EventStarted:
+			if !slices.Contains(running, e.Task) {
+				running = append(running, e.Task)
+			}
+		case schedule.EventFinished:
+			running = slices.DeleteFunc(running, func(n string) bool { return n == e.Task })
+			done++
+			what := string(e.State)
+			if e.State == schedule.Done {
+				what = fr.images[e.Task].out.Decision
+			}
+			fr.log("%s: %s", e.Task, what)
+		default:
+			next(e)
+			return
+		}
+		fr.log("family: %d/%d done, %d running, %d queued%s", done, total, len(running), total-done-len(running), runningList(running))
+	}
+}
+
+func runningList(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }
 
 // buildMember builds one image, its progress going to its log when --logs asks for one.
@@ -633,14 +714,18 @@ func (fr *familyRun) platformDigests(ctx context.Context, m *member) error {
 	if err != nil {
 		return &Error{Image: m.img.Name, Step: result.StepPush, Err: err}
 	}
+	fr.mu.Lock()
+	m.out.Platforms = platformDigests(ms)
+	fr.mu.Unlock()
+	return nil
+}
+
+func platformDigests(ms []registry.Manifest) []result.PlatformDigest {
 	ps := make([]result.PlatformDigest, len(ms))
 	for i, x := range ms {
 		ps[i] = result.PlatformDigest{Platform: x.Platform, Digest: x.Digest}
 	}
-	fr.mu.Lock()
-	m.out.Platforms = ps
-	fr.mu.Unlock()
-	return nil
+	return ps
 }
 
 // record turns a scheduler outcome into the image's report entry.
