@@ -56,6 +56,9 @@ var PatternHints = map[string]string{
 // Rules explain the broken oneOf/dependentRequired rules of the params' types, by $defs name;
 // other documents that reuse these types (family files) use them too.
 var Rules = map[string]func(obj map[string]any) string{
+	"Builder": func(map[string]any) string {
+		return "endpoint and endpoints cannot be combined: give one engine (endpoint) or a pool (endpoints)"
+	},
 	"Source": func(obj map[string]any) string { return sourceRule(hasKey(obj)) },
 	"Tar":    func(obj map[string]any) string { return tarRule(hasKey(obj)) },
 	"Secret": func(obj map[string]any) string {
