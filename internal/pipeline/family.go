@@ -99,7 +99,7 @@ func RunFamily(ctx context.Context, fam *family.Family, opts FamilyOptions) (rep
 	defer closeMasker()
 	bp := params.BuildParams{Builder: fam.Builder, Secrets: fam.Secrets, Target: params.Target{Registry: fam.Registry}}
 	fr := &familyRun{
-		run:   &run{p: bp, opts: opts.Options, red: red, res: &result.Result{}},
+		run:   &run{p: bp, opts: opts.Options, red: red, res: &result.Result{}, registryPointer: "/registry"},
 		fam:   fam,
 		fopts: opts,
 		rep:   &result.Report{DryRun: opts.DryRun, Images: []result.FamilyImage{}, Failed: []result.Failure{}},
@@ -126,7 +126,7 @@ func RunFamily(ctx context.Context, fam *family.Family, opts FamilyOptions) (rep
 		{result.StepInject, fr.prepare},
 		{result.StepCheck, fr.resolveGraph},
 		{result.StepCheck, fr.resolveSecrets},
-		{result.StepCheck, fr.connect},
+		{result.StepCheck, fr.openRegistry},
 		{result.StepCheck, concurrently(fr.current, fr.pull)},
 		{result.StepCheck, fr.plan},
 	}
@@ -332,12 +332,31 @@ func (fr *familyRun) resolveSecrets(context.Context) error {
 	return nil
 }
 
-// connect opens the registry client; the engines open when they get their first image, so a
-// family where nothing is stale contacts none.
-func (fr *familyRun) connect(context.Context) error {
+// openRegistry opens the registry client (the engines open when they get their first image, so
+// a family where nothing is stale contacts none), names the stage tags of a staged upload, and
+// refuses, before anything builds, an image the credentials may not write.
+func (fr *familyRun) openRegistry(context.Context) error {
 	reg, err := fr.registryClient(fr.fam.Registry)
+	if err != nil {
+		return err
+	}
 	fr.reg = reg
-	return err
+	vars := maps.Clone(fr.fam.Variables)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, fr.opts.Vars)
+	for _, n := range fr.order {
+		m := fr.images[n]
+		if m.ir.out.StageTags, err = fr.fam.Registry.StageTags(m.ir.out.Tags, vars); err != nil {
+			return &Error{Image: n, Step: result.StepCheck, Err: fmt.Errorf("/registry/%w", err)}
+		}
+		m.out.StageTags = m.ir.out.StageTags
+		if err := reg.CheckWrite(m.img.Repository); err != nil {
+			return &Error{Image: n, Step: result.StepCheck, Err: err}
+		}
+	}
+	return nil
 }
 
 // current records where the tags of every selected image point, and resolves the parents that
@@ -357,7 +376,7 @@ func (fr *familyRun) current(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			cur := map[string]string{}
-			for i, tag := range m.ir.out.Tags {
+			for i, tag := range m.ir.out.PushedTags() {
 				ref := m.img.Repository + ":" + tag
 				var d string
 				var err error
@@ -529,12 +548,13 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 		m.out.Decision, m.out.Reason = result.DecisionBuild, "--rebuild"
 		return nil
 	}
-	d := ir.current[ir.out.Tag]
+	tags := ir.out.PushedTags()
+	d := ir.current[tags[0]]
 	if d == "" {
-		m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+ir.out.Tag+" is not in the registry"
+		m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+tags[0]+" is not in the registry"
 		return nil
 	}
-	for _, t := range ir.out.Tags {
+	for _, t := range tags {
 		if ir.current[t] != d {
 			m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+t+" is missing or points elsewhere"
 			return nil

@@ -64,6 +64,8 @@ type Options struct {
 	Redactor *redact.Redactor
 	// BuilderOptions are added to the default NewBuilder's (a Docker context, say).
 	BuilderOptions []builder.Option
+	// Vars are the values of --var NAME=VALUE: the .Vars of target.registry.stage_tag.
+	Vars map[string]string
 }
 
 // Error is a failed run: which image (if one), which step, why.
@@ -98,6 +100,8 @@ type run struct {
 	reg      *registry.Client
 	pool     *pool
 	res      *result.Result
+	// registryPointer is where the registry is in the input, for messages.
+	registryPointer string
 }
 
 // imageRun is one image of a request or a family: what to build, and what became of it.
@@ -138,7 +142,7 @@ type step struct {
 func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.Result, err error) {
 	opts, red, closeMasker := masked(opts, p.AddSecrets)
 	defer closeMasker()
-	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
+	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}, registryPointer: "/target/registry"}
 	for _, img := range r.p.Target.Images {
 		out := &result.Image{
 			Ref:        r.p.Target.Ref(img),
@@ -169,6 +173,7 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 
 	steps := []step{
 		{result.StepCheck, r.selectBuilder},
+		{result.StepCheck, r.openRegistry},
 		{result.StepSource, r.fetch},
 		{result.StepInject, r.inject},
 		{result.StepCheck, r.resolveSecrets},
@@ -552,14 +557,28 @@ func (r *run) newPool(b *params.Builder, jobs int) (*pool, error) {
 	return p, nil
 }
 
-// connect opens the registry client and the build engine (the first of a pool; the others open
-// when they get their first image).
-func (r *run) connect(ctx context.Context) error {
+// openRegistry opens the registry client (nothing is contacted yet), names the stage tags of a
+// staged upload, and refuses, before any work, an image its credentials may not write.
+func (r *run) openRegistry(context.Context) error {
 	reg, err := r.registryClient(r.p.Target.Registry)
 	if err != nil {
 		return err
 	}
 	r.reg = reg
+	for _, ir := range r.images {
+		if ir.out.StageTags, err = r.p.Target.Registry.StageTags(ir.out.Tags, r.opts.Vars); err != nil {
+			return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: fmt.Errorf("/target/registry/%w", err)}
+		}
+		if err := reg.CheckWrite(ir.out.Repository); err != nil {
+			return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: err}
+		}
+	}
+	return nil
+}
+
+// connect opens the build engine (the first of a pool; the others open when they get their
+// first image).
+func (r *run) connect(ctx context.Context) error {
 	bld, err := r.pool.get(ctx, r.pool.endpoints[0].Name)
 	if err != nil {
 		return err
@@ -602,6 +621,9 @@ func (r *run) registryClient(reg params.Registry) (*registry.Client, error) {
 	if reg.Insecure {
 		ropts = append(ropts, registry.WithInsecure(host))
 	}
+	if len(reg.Repositories) > 0 {
+		ropts = append(ropts, registry.WithScopes(registry.Scope{Registry: host, Repositories: reg.Repositories, Origin: r.registryPointer + "/repositories"}))
+	}
 	ropts = append(ropts, registry.WithRedactor(r.red))
 	if dir, err := os.UserCacheDir(); err == nil {
 		// What this machine pushed where: an unchanged image pushed again costs a manifest
@@ -625,7 +647,7 @@ func (r *run) current(ctx context.Context) error {
 			}
 		}
 		ir.current = map[string]string{}
-		for _, tag := range ir.out.Tags {
+		for _, tag := range ir.out.PushedTags() {
 			ref := ir.out.Repository + ":" + tag
 			d, err := r.reg.Resolve(ctx, ref)
 			switch {
@@ -649,23 +671,23 @@ func (r *run) plan(ctx context.Context) error {
 	for _, ir := range r.images {
 		ir.out.Previous = previous(ir.current)
 		if r.unchanged(ctx, ir) {
-			ir.out.Digest = ir.current[ir.out.Tag]
+			ir.out.Digest = ir.current[ir.out.PushedTags()[0]]
 			r.log("%s: up to date (%s)", ir.out.Ref, ir.out.Digest)
 			continue
 		}
 		ir.out.Changed = true
 		r.res.Changed = true
-		r.log("%s: would build %v and push %d tag(s)", ir.out.Ref, ir.out.Platforms, len(ir.out.Tags))
+		r.log("%s: would build %v and push %d tag(s)", ir.out.Ref, ir.out.Platforms, len(ir.out.PushedTags()))
 	}
 	return nil
 }
 
 func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
-	d := ir.current[ir.out.Tag]
+	d := ir.current[ir.out.PushedTags()[0]]
 	if ir.inputs == "" || d == "" {
 		return false
 	}
-	for _, t := range ir.out.Tags {
+	for _, t := range ir.out.PushedTags() {
 		if ir.current[t] != d {
 			return false
 		}
@@ -804,7 +826,7 @@ func (r *run) tag(ctx context.Context) error {
 	var moves []move
 	for _, ir := range r.images {
 		ir.out.Previous = previous(ir.current)
-		for _, tag := range ir.out.Tags {
+		for _, tag := range ir.out.PushedTags() {
 			if ir.current[tag] == ir.out.Digest {
 				continue
 			}

@@ -44,6 +44,8 @@ type FamilyImage struct {
 	Repository string `json:"repository,omitempty"`
 	// Tags is every tag of the image: its tag, then the extra tags.
 	Tags []string `json:"tags"`
+	// StageTags, with a stage_tag, are the tags pushed instead, one per tag of Tags.
+	StageTags []string `json:"stage_tags,omitempty"`
 	// Decision is build, skip, pull, failed or parent_failed.
 	Decision string `json:"decision"`
 	// Reason says why, in words.
@@ -121,7 +123,11 @@ func (r *Report) Digests() map[string]string {
 		if img.Digest == "" || img.Decision == DecisionPull || img.Decision == DecisionFailed || img.Decision == DecisionParentFailed {
 			continue
 		}
-		for _, t := range img.Tags {
+		tags := img.Tags
+		if len(img.StageTags) > 0 {
+			tags = img.StageTags
+		}
+		for _, t := range tags {
 			out[img.Repository+":"+t] = img.Digest
 		}
 	}

@@ -43,6 +43,9 @@ type Image struct {
 	Tag   string `json:"tag"`
 	// Tags is every tag pushed: Tag, then the extra tags.
 	Tags []string `json:"tags"`
+	// StageTags, with a stage_tag, are the tags actually pushed, one per tag of Tags (the same
+	// order); the final tags move only with imagebuilder promote.
+	StageTags []string `json:"stage_tags,omitempty"`
 	// Repository is REGISTRY/IMAGE.
 	Repository string `json:"repository"`
 	// Digest is what the registry serves for Ref: the manifest digest for one platform, the
@@ -89,14 +92,22 @@ type Failure struct {
 	Error string `json:"error"`
 }
 
-// Digests maps every pushed reference (each tag) to its digest.
+// PushedTags are the tags a build moves: the stage tags when staged, else the tags.
+func (img Image) PushedTags() []string {
+	if len(img.StageTags) > 0 {
+		return img.StageTags
+	}
+	return img.Tags
+}
+
+// Digests maps every pushed reference (each tag, or each stage tag) to its digest.
 func (r *Result) Digests() map[string]string {
 	out := map[string]string{}
 	for _, img := range r.Images {
 		if img.Digest == "" {
 			continue
 		}
-		for _, t := range img.Tags {
+		for _, t := range img.PushedTags() {
 			out[img.Repository+":"+t] = img.Digest
 		}
 	}
@@ -130,7 +141,7 @@ const RebuiltMarker = "(rebuilt; digest known after the build)"
 func (r *Result) TagDiff() (before, after map[string]string) {
 	before, after = map[string]string{}, map[string]string{}
 	for _, img := range r.Images {
-		for _, tag := range img.Tags {
+		for _, tag := range img.PushedTags() {
 			ref := img.Repository + ":" + tag
 			if d := img.Previous[tag]; d != "" {
 				before[ref] = d
