@@ -227,6 +227,11 @@ func loadFamily(cmd *cobra.Command, file string, vars map[string]string) (*famil
 	if err != nil {
 		return nil, exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
 	}
+	return expandFamily(f, file, vars)
+}
+
+// expandFamily expands a loaded family file with the run's --var values.
+func expandFamily(f *family.File, file string, vars map[string]string) (*family.Family, error) {
 	// A --var the file declares sets that variable; the others are only for the stage tag's
 	// .Vars, and without a stage tag they are a mistake.
 	declared := map[string]string{}

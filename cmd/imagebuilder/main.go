@@ -117,6 +117,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 	root.AddCommand(
 		newBuildCmd(),
 		newFamilyCmd(),
+		newPromoteCmd(),
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),

@@ -31,6 +31,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/dockerfile"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
+	"github.com/imagebuilder/imagebuilder/internal/publish"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/result"
@@ -610,19 +611,9 @@ func (r *run) connect(ctx context.Context) error {
 // registryClient opens the one registry client of a run: the target registry's credentials and
 // TLS rules, the Docker config for every other host, the run's redactor and the push cache.
 func (r *run) registryClient(reg params.Registry) (*registry.Client, error) {
-	host, err := registry.Host(reg.URL)
+	ropts, err := RegistryOptions(reg, r.registryPointer)
 	if err != nil {
 		return nil, err
-	}
-	ropts := []registry.Option{}
-	if reg.Username != "" || reg.Password != "" {
-		ropts = append(ropts, registry.WithCredentials(host, registry.Credentials{Username: reg.Username, Password: reg.Password}))
-	}
-	if reg.Insecure {
-		ropts = append(ropts, registry.WithInsecure(host))
-	}
-	if len(reg.Repositories) > 0 {
-		ropts = append(ropts, registry.WithScopes(registry.Scope{Registry: host, Repositories: reg.Repositories, Origin: r.registryPointer + "/repositories"}))
 	}
 	ropts = append(ropts, registry.WithRedactor(r.red))
 	if dir, err := os.UserCacheDir(); err == nil {
@@ -631,6 +622,27 @@ func (r *run) registryClient(reg params.Registry) (*registry.Client, error) {
 		ropts = append(ropts, registry.WithPushCache(filepath.Join(dir, "imagebuilder", "push-cache.json")))
 	}
 	return registry.New(append(ropts, r.opts.RegistryOptions...)...)
+}
+
+// RegistryOptions are the registry client options of a target registry as build params and
+// family files give it (pointer is where it is in the input: "/target/registry", "/registry"):
+// its credentials, its TLS rule, and its repositories as a write scope.
+func RegistryOptions(reg params.Registry, pointer string) ([]registry.Option, error) {
+	host, err := registry.Host(reg.URL)
+	if err != nil {
+		return nil, err
+	}
+	var ropts []registry.Option
+	if reg.Username != "" || reg.Password != "" {
+		ropts = append(ropts, registry.WithCredentials(host, registry.Credentials{Username: reg.Username, Password: reg.Password}))
+	}
+	if reg.Insecure {
+		ropts = append(ropts, registry.WithInsecure(host))
+	}
+	if len(reg.Repositories) > 0 {
+		ropts = append(ropts, registry.WithScopes(registry.Scope{Registry: host, Repositories: reg.Repositories, Origin: pointer + "/repositories"}))
+	}
+	return ropts, nil
 }
 
 // current records where every requested tag points now. In a dry run it first checks that the
@@ -814,60 +826,34 @@ func (r *run) credentials(ctx context.Context) func(host string) (string, string
 	}
 }
 
-type move struct {
-	ir       *imageRun
-	tag, ref string
-	to, from string
-}
-
-// tag moves every tag that does not already point at the built digest. If a move fails, the
-// moves already made are undone.
+// tag moves every tag that does not already point at the built digest, all together: if a move
+// fails, the moves already made are undone (see publish.Apply).
 func (r *run) tag(ctx context.Context) error {
-	var moves []move
+	var moves []publish.Move
+	var owners []*imageRun
 	for _, ir := range r.images {
 		ir.out.Previous = previous(ir.current)
 		for _, tag := range ir.out.PushedTags() {
 			if ir.current[tag] == ir.out.Digest {
 				continue
 			}
-			moves = append(moves, move{ir: ir, tag: tag, ref: ir.out.Repository + ":" + tag, to: ir.out.Digest, from: ir.current[tag]})
+			moves = append(moves, publish.Move{Repository: ir.out.Repository, Tag: tag, Source: ir.out.Repository + "@" + ir.out.Digest, Previous: ir.current[tag]})
+			owners = append(owners, ir)
 		}
 	}
-	for i, m := range moves {
-		if err := r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.to, m.ref); err != nil {
-			err = fmt.Errorf("tagging %s: %w", m.ref, err)
-			if rb := r.rollback(moves[:i]); rb != nil {
-				err = fmt.Errorf("%w; rolling back: %v", err, rb)
-			}
-			return &Error{Image: m.ir.out.Ref, Step: result.StepTag, Err: err}
-		}
-		m.ir.out.Changed = true
+	err := publish.Apply(ctx, r.reg, moves, func(i int) {
+		owners[i].out.Changed = true
 		r.res.Changed = true
-		r.log("%s -> %s", m.ref, m.to)
-	}
-	return nil
-}
-
-// rollback points moved tags back at their previous digests and deletes the tags that did not
-// exist before (where the registry allows deletes; registry.Delete keeps the manifest other tags
-// name).
-func (r *run) rollback(done []move) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var errs []error
-	for _, m := range done {
-		m.ir.out.Changed = false
-		var err error
-		if m.from == "" {
-			err = r.reg.Delete(ctx, m.ref)
-		} else {
-			err = r.reg.Tag(ctx, m.ir.out.Repository+"@"+m.from, m.ref)
+		r.log("%s -> %s", moves[i].Ref(), owners[i].out.Digest)
+	})
+	var pe *publish.Error
+	if errors.As(err, &pe) {
+		for _, ir := range owners[:pe.Index] {
+			ir.out.Changed = false
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("restoring %s: %w", m.ref, err))
-		}
+		return &Error{Image: owners[pe.Index].out.Ref, Step: result.StepTag, Err: err}
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 func previous(current map[string]string) map[string]string {

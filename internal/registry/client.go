@@ -37,6 +37,8 @@ type Client struct {
 	puller    *remote.Puller
 	pusher    *remote.Pusher
 	scopes    map[string][]compiledScope // writes allowed per host (none: any)
+	manifests manifestCache              // manifests fetched, by digest (see Fetch)
+	deletes   deleteSupport              // what each registry deletes, once learnt
 }
 
 // New returns a client configured by opts.

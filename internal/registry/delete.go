@@ -1,25 +1,50 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// placeholderLabel marks the manifests Delete uses to remove a tag on registries that cannot
+// placeholderLabel (an annotation) marks the manifests Delete uses to remove a tag on registries that cannot
 // delete tags.
 const placeholderLabel = "org.imagebuilder.deleted-tag"
+
+// deleteSupport remembers, per registry host, what its deletes taught the client: that it
+// refuses tag DELETEs (Docker Distribution), and that it deletes manifests. Later deletes skip
+// the requests that would only learn it again.
+type deleteSupport struct {
+	mu          sync.Mutex
+	noTagDelete map[string]bool
+	deletesOK   map[string]bool
+}
+
+func (d *deleteSupport) get(m *map[string]bool, host string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return (*m)[host]
+}
+
+func (d *deleteSupport) set(m *map[string]bool, host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[host] = true
+}
 
 // Delete removes ref from its registry; the registry must allow deletes (Docker
 // Distribution: storage.delete.enabled).
@@ -27,23 +52,31 @@ const placeholderLabel = "org.imagebuilder.deleted-tag"
 // A digest reference deletes that manifest or index; on Docker Distribution every tag
 // pointing at it goes too. A tag reference removes only the tag: with a tag DELETE where the
 // registry supports one (OCI distribution spec), otherwise by pointing the tag at a
-// placeholder manifest made for this deletion alone and deleting the placeholder by digest,
-// so other tags of the same image survive. The error wraps [ErrNotFound] when ref does not
-// exist.
+// placeholder made for this deletion alone — an empty index with an annotation, so no blob is
+// uploaded — and deleting the placeholder by digest, so other tags of the same image survive.
+// The error wraps [ErrNotFound] when ref does not exist.
+//
+// On a registry that deletes only by digest, the first tag deletion costs five requests (the
+// refused tag DELETE, a HEAD of the tag, a probe that deletes are enabled, the placeholder's
+// PUT and its DELETE); the client remembers what it learnt, so later ones cost three.
 func (c *Client) Delete(ctx context.Context, ref string) error {
 	r, err := c.parseRef(ref)
 	if err != nil {
 		return c.fail(err)
 	}
-	err = c.pusher.Delete(ctx, r)
-	if err == nil {
-		return nil
-	}
 	t, isTag := r.(name.Tag)
-	if !isTag || !tagDeleteUnsupported(err) {
-		return c.fail(fmt.Errorf("deleting %q: %w", ref, err))
+	host := r.Context().RegistryStr()
+	if !isTag || !c.deletes.get(&c.deletes.noTagDelete, host) {
+		err = c.pusher.Delete(ctx, r)
+		if err == nil {
+			return nil
+		}
+		if !isTag || !tagDeleteUnsupported(err) {
+			return c.fail(fmt.Errorf("deleting %q: %w", ref, err))
+		}
+		c.deletes.set(&c.deletes.noTagDelete, host)
+		c.log.Debug("registry cannot delete tags; replacing the tag by a placeholder", "ref", ref, "error", c.scrub(err.Error()))
 	}
-	c.log.Debug("registry cannot delete tags; replacing the tag by a placeholder", "ref", ref, "error", c.scrub(err.Error()))
 	if err := c.untag(ctx, t); err != nil {
 		return c.fail(fmt.Errorf("deleting %q: %w", ref, err))
 	}
@@ -75,42 +108,54 @@ func (c *Client) untag(ctx context.Context, t name.Tag) error {
 	if _, err := c.resolve(ctx, t); err != nil {
 		return err
 	}
-	// Moving the tag is only safe if the placeholder can be deleted afterwards: ask the
-	// registry to delete a manifest that cannot exist. Distribution answers 404 when deletes
-	// are enabled and 405 UNSUPPORTED when they are not.
-	probe := t.Digest("sha256:" + strings.Repeat("0", 64))
-	err := c.pusher.Delete(ctx, probe)
-	var terr *transport.Error
-	if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
-		if err == nil {
-			err = errors.New("the registry accepted deleting a manifest that does not exist")
+	host := t.Context().RegistryStr()
+	if !c.deletes.get(&c.deletes.deletesOK, host) {
+		// Moving the tag is only safe if the placeholder can be deleted afterwards: ask the
+		// registry to delete a manifest that cannot exist. Distribution answers 404 when
+		// deletes are enabled and 405 UNSUPPORTED when they are not.
+		probe := t.Digest("sha256:" + strings.Repeat("0", 64))
+		err := c.pusher.Delete(ctx, probe)
+		var terr *transport.Error
+		if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+			if err == nil {
+				err = errors.New("the registry accepted deleting a manifest that does not exist")
+			}
+			return fmt.Errorf("the registry cannot delete tags, and checking that it deletes manifests failed, so the tag was left alone: %w", err)
 		}
-		return fmt.Errorf("the registry cannot delete tags, and checking that it deletes manifests failed, so the tag was left alone: %w", err)
+		c.deletes.set(&c.deletes.deletesOK, host)
 	}
-	nonce := make([]byte, 16)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	placeholder, err := mutate.ConfigFile(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1), &v1.ConfigFile{
-		Created: v1.Time{Time: time.Now().UTC()},
-		OS:      "unknown",
-		RootFS:  v1.RootFS{Type: "layers"},
-		Config: v1.Config{Labels: map[string]string{
-			placeholderLabel: fmt.Sprintf("%s %x", t.Name(), nonce),
-		}},
-	})
+	placeholder, err := placeholderIndex(t)
 	if err != nil {
 		return fmt.Errorf("making a placeholder manifest: %w", err)
 	}
-	digest, err := placeholder.Digest()
+	digest, _, err := v1.SHA256(bytes.NewReader(placeholder.raw))
 	if err != nil {
 		return fmt.Errorf("making a placeholder manifest: %w", err)
 	}
-	if err := c.pusher.Push(ctx, t, placeholder); err != nil {
+	if err := c.pusher.Put(ctx, t, placeholder); err != nil {
 		return fmt.Errorf("pointing the tag at a placeholder manifest: %w", err)
 	}
 	if err := c.pusher.Delete(ctx, t.Digest(digest.String())); err != nil {
 		return fmt.Errorf("deleting placeholder manifest %s (the tag now points at it): %w", digest, err)
 	}
 	return nil
+}
+
+// placeholderIndex is a manifest unique to the deletion of t that names no blob: an empty OCI
+// index whose annotation holds the tag and a random nonce.
+func placeholderIndex(t name.Tag) (rawManifest, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return rawManifest{}, err
+	}
+	raw, err := json.Marshal(v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		Manifests:     []v1.Descriptor{},
+		Annotations:   map[string]string{placeholderLabel: fmt.Sprintf("%s %x %s", t.Name(), nonce, time.Now().UTC().Format(time.RFC3339))},
+	})
+	if err != nil {
+		return rawManifest{}, err
+	}
+	return rawManifest{raw: raw, mediaType: types.OCIImageIndex}, nil
 }

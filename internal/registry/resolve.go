@@ -60,12 +60,17 @@ func (c *Client) resolve(ctx context.Context, r name.Reference) (Descriptor, err
 	if err != nil {
 		return Descriptor{}, err
 	}
+	return describe(r, *desc), nil
+}
+
+// describe is the Descriptor of what r names.
+func describe(r name.Reference, desc v1.Descriptor) Descriptor {
 	return Descriptor{
 		Repository: r.Context().Name(),
 		Digest:     desc.Digest.String(),
 		MediaType:  string(desc.MediaType),
 		Size:       desc.Size,
-	}, nil
+	}
 }
 
 // headUnsupported reports whether a failed HEAD is worth a GET: the registry refused the

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebuilder/imagebuilder/internal/family"
+	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/pipeline"
+	"github.com/imagebuilder/imagebuilder/internal/promote"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
+)
+
+func newPromoteCmd() *cobra.Command {
+	var (
+		file, output, credentials string
+		vars                      []string
+		dryRun                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "promote -f FILE [--var NAME=VALUE...] | SRC=DST... [--dry-run] [--output json|yaml] [--credentials FILE]",
+		Short: "Move staged images to their final tags, then delete the stage tags",
+		Long: `Promote what a staged build pushed (target.registry.stage_tag in build params, registry.stage_tag
+in a family file): for each image, each stage tag's manifest is copied under its final tag — one
+PUT within a repository, no blob moves, an index and its children intact — and all final tags of
+the request move together: if one fails, every final tag is put back where it was. Then the stage
+tags are deleted, without deleting the promoted manifests.
+
+-f FILE is build params (it has a target) or a family file; --var gives the stage tag's .Vars as
+for the staged build. Instead of a file, SRC=DST arguments name the moves directly
+(REGISTRY/REPO:STAGE_TAG=REGISTRY/REPO:TAG); a DST in another repository mounts the blobs, in
+another registry copies them; a SRC given by digest (REPO@sha256:...) is not deleted.
+
+A stage tag that does not exist is an error naming it; a final tag that already serves the staged
+digest does not move (changed: false for it) and its stage tag is still deleted.
+
+Facts on stdout: per repository {repository, promoted: [{from, to, digest, previous, changed}],
+deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usage or invalid file.`,
+		Example: `  imagebuilder build -f params.yaml --var change=123        # pushes app:change_123_latest
+  imagebuilder promote -f params.yaml --var change=123      # app:latest <- app:change_123_latest
+  imagebuilder promote -f family.yaml --var change=123 --dry-run
+  imagebuilder promote reg.example.com/team/app:change_1_latest=reg.example.com/team/app:latest`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "json" && output != "yaml" {
+				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
+			}
+			fileGiven := cmd.Flags().Changed("file")
+			switch {
+			case fileGiven && len(args) > 0:
+				return usageError{fmt.Errorf("give either -f FILE or SRC=DST arguments, not both")}
+			case !fileGiven && len(args) == 0:
+				return usageError{fmt.Errorf("nothing to promote: give -f FILE (build params or family file) or SRC=DST arguments")}
+			case len(args) > 0 && len(vars) > 0:
+				return usageError{fmt.Errorf("--var is for -f FILE's stage_tag; SRC=DST arguments name the tags themselves")}
+			}
+			varMap, err := parseVars(vars)
+			if err != nil {
+				return err
+			}
+			red := redact.New()
+			ropts, err := credentialsFile(credentials, red)
+			if err != nil {
+				return err
+			}
+			var items []promote.Item
+			if fileGiven {
+				var fileOpts []registry.Option
+				items, fileOpts, err = promoteFile(cmd, file, varMap, red)
+				if err != nil {
+					return err
+				}
+				ropts = append(fileOpts, ropts...)
+			} else if items, err = promote.ParseRefs(args); err != nil {
+				return usageError{err}
+			}
+			reg, err := registry.New(append(ropts, registry.WithRedactor(red))...)
+			if err != nil {
+				return exitCodeError{code: exitInvalid, err: red.Error(err)}
+			}
+			stderr := red.Writer(cmd.ErrOrStderr())
+			defer stderr.Close()
+			res, runErr := promote.Run(cmd.Context(), reg, items, promote.Options{
+				DryRun: dryRun,
+				Log:    func(line string) { fmt.Fprintln(stderr, line) },
+			})
+			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {
+				return err
+			}
+			if runErr != nil {
+				return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "-", "build params or family file (JSON or YAML), - for stdin")
+	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	f.BoolVar(&dryRun, "dry-run", false, "read where every tag points and report what would move; write nothing")
+	f.StringArrayVar(&vars, "var", nil, "a value for the stage tag's .Vars (and a family file's variables), NAME=VALUE (repeatable)")
+	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
+	completeValues(cmd, "output", "json", "yaml")
+	return cmd
+}
+
+// promoteFile reads -f FILE, build params or a family file, into the items a staged build
+// pushed and the file's registry options (its credentials, TLS rule and repositories).
+func promoteFile(cmd *cobra.Command, file string, vars map[string]string, red *redact.Redactor) ([]promote.Item, []registry.Option, error) {
+	data, err := readInput(cmd, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	invalid := func(err error) error {
+		return exitCodeError{code: exitInvalid, err: red.Error(fmt.Errorf("%s is invalid:\n%w", inputName(file), err))}
+	}
+	doc, _, err := schemacheck.Decode(data)
+	if err != nil {
+		return nil, nil, invalid(err)
+	}
+	top, _ := doc.(map[string]any)
+	if _, isParams := top["target"]; isParams {
+		p, err := params.Load(data)
+		if err != nil {
+			return nil, nil, invalid(err)
+		}
+		p.AddSecrets(red)
+		items, err := promote.FromParams(*p, vars)
+		if err != nil {
+			return nil, nil, invalid(err)
+		}
+		opts, err := pipeline.RegistryOptions(p.Target.Registry, "/target/registry")
+		if err != nil {
+			return nil, nil, invalid(err)
+		}
+		return items, opts, nil
+	}
+	f, err := family.Load(data)
+	if err != nil {
+		if _, isFamily := top["registry"]; !isFamily {
+			return nil, nil, invalid(fmt.Errorf("neither build params (they have a target) nor a family file (it has a registry); as a family file:\n%w", err))
+		}
+		return nil, nil, invalid(err)
+	}
+	dir := "."
+	if file != "" && file != "-" {
+		dir = filepath.Dir(file)
+	}
+	if f.Dir, err = filepath.Abs(dir); err != nil {
+		return nil, nil, err
+	}
+	fam, err := expandFamily(f, file, vars)
+	if err != nil {
+		return nil, nil, err
+	}
+	fam.AddSecrets(red)
+	items, err := promote.FromFamily(fam, vars)
+	if err != nil {
+		return nil, nil, invalid(err)
+	}
+	opts, err := pipeline.RegistryOptions(fam.Registry, "/registry")
+	if err != nil {
+		return nil, nil, invalid(err)
+	}
+	return items, opts, nil
+}
