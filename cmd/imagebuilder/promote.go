@@ -77,23 +77,9 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 			} else if items, err = promote.ParseRefs(args); err != nil {
 				return usageError{err}
 			}
-			reg, err := registry.New(append(ropts, registry.WithRedactor(red))...)
-			if err != nil {
-				return exitCodeError{code: exitInvalid, err: red.Error(err)}
-			}
-			stderr := red.Writer(cmd.ErrOrStderr())
-			defer stderr.Close()
-			res, runErr := promote.Run(cmd.Context(), reg, items, promote.Options{
-				DryRun: dryRun,
-				Log:    func(line string) { fmt.Fprintln(stderr, line) },
+			return runRegistryCommand(cmd, output, red, ropts, func(reg *registry.Client, log func(string)) (any, error) {
+				return promote.Run(cmd.Context(), reg, items, promote.Options{DryRun: dryRun, Log: log})
 			})
-			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {
-				return err
-			}
-			if runErr != nil {
-				return exitCodeError{code: exitFailure, err: red.Error(runErr)}
-			}
-			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -165,4 +151,24 @@ func promoteFile(cmd *cobra.Command, file string, vars map[string]string, red *r
 		return nil, nil, invalid(err)
 	}
 	return items, opts, nil
+}
+
+// runRegistryCommand runs a command that works on registries only (promote, sweep, manifest):
+// it opens the registry client with ropts, runs run with a log to stderr, prints the facts run
+// returns (masked, in format) and exits 1 when run failed.
+func runRegistryCommand(cmd *cobra.Command, format string, red *redact.Redactor, ropts []registry.Option, run func(reg *registry.Client, log func(string)) (any, error)) error {
+	reg, err := registry.New(append(ropts, registry.WithRedactor(red))...)
+	if err != nil {
+		return exitCodeError{code: exitInvalid, err: red.Error(err)}
+	}
+	stderr := red.Writer(cmd.ErrOrStderr())
+	defer stderr.Close()
+	res, runErr := run(reg, func(line string) { fmt.Fprintln(stderr, line) })
+	if err := printResult(cmd.OutOrStdout(), format, red, res); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+	}
+	return nil
 }

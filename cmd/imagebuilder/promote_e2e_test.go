@@ -248,11 +248,21 @@ func copyRef(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := desc.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err == nil {
+			err = remote.WriteIndex(d, idx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	if err := remote.WriteIndex(d, idx); err != nil {
+	img, err := desc.Image()
+	if err == nil {
+		err = remote.Write(d, img)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,15 @@ func (c *Client) Labels(ctx context.Context, ref string) (map[string]string, err
 
 // descLabels reads the config labels of a fetched manifest, or of an index's first image.
 func descLabels(desc *remote.Descriptor) (map[string]string, error) {
+	cf, err := descConfig(desc)
+	if err != nil {
+		return nil, err
+	}
+	return cf.Config.Labels, nil
+}
+
+// descConfig reads the config of a fetched manifest, or of an index's first image.
+func descConfig(desc *remote.Descriptor) (*v1.ConfigFile, error) {
 	var img v1.Image
 	var err error
 	switch {
@@ -31,14 +40,10 @@ func descLabels(desc *remote.Descriptor) (map[string]string, error) {
 	if err == nil && img == nil {
 		err = errors.New("the index holds no image")
 	}
-	var cf *v1.ConfigFile
-	if err == nil {
-		cf, err = img.ConfigFile()
-	}
 	if err != nil {
 		return nil, err
 	}
-	return cf.Config.Labels, nil
+	return img.ConfigFile()
 }
 
 type indexer interface {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/sweep"
+)
+
+func newSweepCmd() *cobra.Command {
+	var (
+		match, olderThan, output, credentials string
+		dryRun                                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sweep REPOSITORY --match REGEX --older-than DURATION [--dry-run] [--output json|yaml] [--credentials FILE]",
+		Short: "Delete the stale tags of a repository: matching, and older than a threshold",
+		Long: `List the tags of REPOSITORY (REGISTRY/REPO) and delete those that match --match and whose image
+was created longer ago than --older-than: the creation time is the image config's created (of
+the first platform image, for an index), else its org.opencontainers.image.created label; a
+matching tag whose image has neither is kept. A tag that does not match is never deleted.
+
+--match is a regular expression anchored at the start of the tag, as Python's re.match (Zuul):
+change_ matches change_123_latest; end it with $ to match whole tags. --older-than is a Go
+duration (36h, 90m) or days (7d, 1d12h). A tag is deleted without deleting the manifest other
+tags name (see "Promote, sweep, manifest" in the README for each registry's deletes).
+
+Facts on stdout: {repository, deleted: [{tag, digest, created}], kept: [{tag, digest, created,
+reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
+		Example: `  imagebuilder sweep registry.example.com/team/app --match 'change_' --older-than 7d --dry-run
+  imagebuilder sweep registry.example.com/team/app --match 'change_[0-9]+_' --older-than 36h`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("%s takes one REPOSITORY, got %d arguments", cmd.CommandPath(), len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "json" && output != "yaml" {
+				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
+			}
+			if match == "" {
+				return usageError{fmt.Errorf("--match is required: a sweep deletes only tags that match")}
+			}
+			if olderThan == "" {
+				return usageError{fmt.Errorf("--older-than is required: the age above which a matching tag is deleted (7d, 36h)")}
+			}
+			age, err := sweep.ParseAge(olderThan)
+			if err != nil {
+				return usageError{fmt.Errorf("--older-than: %w", err)}
+			}
+			red := redact.New()
+			ropts, err := credentialsFile(credentials, red)
+			if err != nil {
+				return err
+			}
+			return runRegistryCommand(cmd, output, red, ropts, func(reg *registry.Client, log func(string)) (any, error) {
+				return sweep.Run(cmd.Context(), reg, args[0], sweep.Options{Match: match, OlderThan: age, DryRun: dryRun, Log: log})
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&match, "match", "", "regular expression the tags to delete match, anchored at the start (required)")
+	f.StringVar(&olderThan, "older-than", "", "delete matching tags whose image is older than this: 36h, 90m, 7d, 1d12h (required)")
+	f.BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
+	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
+	completeValues(cmd, "output", "json", "yaml")
+	return cmd
+}

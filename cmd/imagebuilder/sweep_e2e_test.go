@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/imagebuilder/imagebuilder/internal/result"
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
+)
+
+// pushDated pushes a small random image created at created (zero: no created in its config)
+// with labels, under ref, and returns its digest.
+func pushDated(t *testing.T, ref string, created time.Time, labels map[string]string) string {
+	t.Helper()
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Created = v1.Time{Time: created}
+	cf.Config.Labels = labels
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return d.String()
+}
+
+// TestSweep: a repository holding old and new matching tags, matching tags dated only by label
+// or not at all, non-matching old tags, and an old matching tag sharing its image with a
+// non-matching one. A dry run deletes nothing; the sweep deletes exactly the matching tags older
+// than the threshold (by config created, else by label), and the tag sharing the deleted one's
+// image still serves it.
+func TestSweep(t *testing.T) {
+	env := testenv.Require(t, testenv.Registry)
+	repo := env[testenv.Registry] + "/e2e/" + testenv.UniqueTag("sweep")
+	now := time.Now().UTC()
+	old, recent := now.Add(-10*24*time.Hour), now.Add(-time.Hour)
+	digests := map[string]string{
+		"change_1_latest": pushDated(t, repo+":change_1_latest", old, nil),
+		"change_2_latest": pushDated(t, repo+":change_2_latest", recent, nil),
+		"change_3_label":  pushDated(t, repo+":change_3_label", time.Time{}, map[string]string{"org.opencontainers.image.created": old.Format(time.RFC3339)}),
+		"change_4_nodate": pushDated(t, repo+":change_4_nodate", time.Time{}, nil),
+		"release_1":       pushDated(t, repo+":release_1", old, nil),
+		"x_change_5":      pushDated(t, repo+":x_change_5", old, nil), // matches only unanchored
+	}
+	digests["change_6_shared"] = pushDated(t, repo+":change_6_shared", old.Add(-time.Hour), nil)
+	copyRef(t, repo+":change_6_shared", repo+":stable")
+	digests["stable"] = digests["change_6_shared"]
+	wantDeleted := []string{"change_1_latest", "change_3_label", "change_6_shared"}
+
+	sweep := func(args ...string) (ibRun, result.Sweep) {
+		t.Helper()
+		r := ibBinary(t, t.TempDir(), nil, append([]string{"sweep", repo, "--match", "change_", "--older-than", "7d"}, args...)...)
+		var s result.Sweep
+		if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+			t.Fatalf("exit %d, stdout is not sweep facts: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+		}
+		return r, s
+	}
+	tagsOf := func(ts []result.SweptTag) string {
+		var out []string
+		for _, x := range ts {
+			out = append(out, x.Tag)
+		}
+		return strings.Join(out, ",")
+	}
+
+	r, s := sweep("--dry-run")
+	if r.code != 0 || !s.DryRun || tagsOf(s.Deleted) != strings.Join(wantDeleted, ",") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for tag, d := range digests {
+		if got := testenv.RegistryDigest(t, repo+":"+tag, nil); got != d {
+			t.Errorf("the dry run changed %s: %q, want %s", tag, got, d)
+		}
+	}
+
+	r, s = sweep()
+	if r.code != 0 || !s.Changed || tagsOf(s.Deleted) != strings.Join(wantDeleted, ",") ||
+		tagsOf(s.Kept) != "change_2_latest,change_4_nodate,release_1,stable,x_change_5" {
+		t.Fatalf("sweep: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, d := range s.Deleted {
+		if d.Digest != digests[d.Tag] || d.Created == "" {
+			t.Errorf("deleted %+v, want digest %s and a creation time", d, digests[d.Tag])
+		}
+	}
+	for tag, d := range digests {
+		want := d
+		for _, del := range wantDeleted {
+			if tag == del {
+				want = ""
+			}
+		}
+		if got := testenv.RegistryDigest(t, repo+":"+tag, nil); got != want {
+			t.Errorf("after the sweep %s serves %q, want %q", tag, got, want)
+		}
+	}
+
+	// Usage errors: a bad age, a missing --match.
+	for _, args := range [][]string{{"sweep", repo, "--match", "x", "--older-than", "7 days"}, {"sweep", repo, "--older-than", "7d"}} {
+		if r := ibBinary(t, t.TempDir(), nil, args...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", args, r.code, r.stderr)
+		}
+	}
+}
