@@ -119,6 +119,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 		newFamilyCmd(),
 		newPromoteCmd(),
 		newSweepCmd(),
+		newManifestCmd(),
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),
@@ -142,6 +143,16 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return usageError{fmt.Errorf("%s takes no arguments, got %q (use -f FILE)", cmd.CommandPath(), args)}
 	}
 	return nil
+}
+
+// oneArg accepts exactly one positional argument, what it is; anything else is a usage error.
+func oneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("%s takes one %s, got %d arguments", cmd.CommandPath(), what, len(args))}
+		}
+		return nil
+	}
 }
 
 // readInput reads -f FILE, or the command's standard input for "-". Without -f, a terminal on

@@ -32,12 +32,7 @@ Facts on stdout: {repository, deleted: [{tag, digest, created}], kept: [{tag, di
 reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 		Example: `  imagebuilder sweep registry.example.com/team/app --match 'change_' --older-than 7d --dry-run
   imagebuilder sweep registry.example.com/team/app --match 'change_[0-9]+_' --older-than 36h`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{fmt.Errorf("%s takes one REPOSITORY, got %d arguments", cmd.CommandPath(), len(args))}
-			}
-			return nil
-		},
+		Args: oneArg("REPOSITORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "json" && output != "yaml" {
 				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}

@@ -327,7 +327,7 @@ func check(items []Item) ([]*item, *checkError) {
 			return nil, &checkError{in.Src, fmt.Errorf("parsing the staged reference: %w", err)}
 		}
 		_, it.stage = it.src.(name.Tag)
-		if !explicit(in.Src) {
+		if !registry.Explicit(in.Src) {
 			return nil, &checkError{in.Src, errors.New("the staged reference names no tag or digest (REGISTRY/REPO:STAGE_TAG or REGISTRY/REPO@DIGEST)")}
 		}
 		ref, err := name.ParseReference(in.Dst)
@@ -335,7 +335,7 @@ func check(items []Item) ([]*item, *checkError) {
 			return nil, &checkError{in.Dst, fmt.Errorf("parsing the final reference: %w", err)}
 		}
 		t, ok := ref.(name.Tag)
-		if !ok || !explicit(in.Dst) {
+		if !ok || !registry.Explicit(in.Dst) {
 			return nil, &checkError{in.Dst, errors.New("the final reference must name a tag (REGISTRY/REPO:TAG)")}
 		}
 		it.dst = t
@@ -353,10 +353,4 @@ func check(items []Item) ([]*item, *checkError) {
 		}
 	}
 	return out, nil
-}
-
-// explicit reports whether a reference names its tag or digest (name.ParseReference would
-// otherwise read "latest").
-func explicit(ref string) bool {
-	return strings.Contains(ref, "@") || strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":")
 }

@@ -273,3 +273,9 @@ func (c *Client) parseTag(s string) (name.Tag, error) {
 	}
 	return t, nil
 }
+
+// Explicit reports whether ref names its tag or digest: name.ParseReference reads a bare
+// repository as its "latest" tag, which a command that moves or deletes tags must not guess.
+func Explicit(ref string) bool {
+	return strings.Contains(ref, "@") || strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":")
+}

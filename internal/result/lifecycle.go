@@ -60,3 +60,31 @@ type SweptTag struct {
 	// Reason says why a tag was kept ("does not match", "newer than 168h0m0s", ...).
 	Reason string `json:"reason,omitempty"`
 }
+
+// ManifestIndex is what imagebuilder manifest create made (or would make).
+type ManifestIndex struct {
+	// Changed is false when Ref already served this index.
+	Changed bool `json:"changed"`
+	DryRun  bool `json:"dry_run,omitempty"`
+	// Ref is the index's reference, REGISTRY/REPO:TAG.
+	Ref string `json:"ref"`
+	// Digest is the index's digest (computed, in a dry run); MediaType its media type.
+	Digest    string `json:"digest,omitempty"`
+	MediaType string `json:"media_type,omitempty"`
+	// Previous is the digest Ref served before ("" when it did not exist).
+	Previous string `json:"previous,omitempty"`
+	// Manifests are the index's entries, in order.
+	Manifests []IndexChild `json:"manifests"`
+	Failed    *Failure     `json:"failed,omitempty"`
+}
+
+// IndexChild is one entry of an index.
+type IndexChild struct {
+	// Platform is os/arch[/variant]; unknown/unknown for an attestation manifest.
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	// From is the source reference it came from.
+	From string `json:"from"`
+	// Attests is, for an attestation manifest, the digest of the image it describes.
+	Attests string `json:"attests,omitempty"`
+}

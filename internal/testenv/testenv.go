@@ -131,3 +131,10 @@ func unavailable(t testing.TB, msg string) {
 	}
 	t.Skip(msg)
 }
+
+// Buildctl is the path of BuildKit's buildctl (scripts/testenv.sh builds it beside buildkitd and
+// puts it on PATH), under RequireProgram's rules.
+func Buildctl(t testing.TB) string {
+	t.Helper()
+	return RequireProgram(t, "buildctl", "BuildKit's buildctl")
+}
