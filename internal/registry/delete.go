@@ -105,7 +105,8 @@ func tagDeleteUnsupported(err error) bool {
 
 // untag removes tag t where the registry deletes only by digest.
 func (c *Client) untag(ctx context.Context, t name.Tag) error {
-	if _, err := c.resolve(ctx, t); err != nil {
+	was, err := c.resolve(ctx, t)
+	if err != nil {
 		return err
 	}
 	host := t.Context().RegistryStr()
@@ -136,7 +137,15 @@ func (c *Client) untag(ctx context.Context, t name.Tag) error {
 		return fmt.Errorf("pointing the tag at a placeholder manifest: %w", err)
 	}
 	if err := c.pusher.Delete(ctx, t.Digest(digest.String())); err != nil {
-		return fmt.Errorf("deleting placeholder manifest %s (the tag now points at it): %w", digest, err)
+		// Some registries refuse to delete a manifest a tag names (Docker Hub answers 403):
+		// point the tag back where it was rather than leave it on the placeholder.
+		err = fmt.Errorf("deleting placeholder manifest %s: %w", digest, err)
+		if m, rerr := c.manifest(ctx, t.Digest(was.Digest)); rerr != nil {
+			return fmt.Errorf("%w; the tag now points at the placeholder: restoring it: %v", err, rerr)
+		} else if rerr := c.pusher.Put(ctx, t, m); rerr != nil {
+			return fmt.Errorf("%w; the tag now points at the placeholder: restoring it: %v", err, rerr)
+		}
+		return fmt.Errorf("%w (the tag was put back on %s)", err, was.Digest)
 	}
 	return nil
 }
