@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +40,9 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 			}
 			if match == "" {
 				return usageError{fmt.Errorf("--match is required: a sweep deletes only tags that match")}
+			}
+			if _, err := regexp.Compile(match); err != nil {
+				return usageError{fmt.Errorf("--match %q is not a regular expression: %w", match, err)}
 			}
 			if olderThan == "" {
 				return usageError{fmt.Errorf("--older-than is required: the age above which a matching tag is deleted (7d, 36h)")}
