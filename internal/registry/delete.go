@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type deleteSupport struct {
 	mu          sync.Mutex
 	noTagDelete map[string]bool
 	deletesOK   map[string]bool
+	clients     sync.Map // repository name -> *http.Client authorized to delete there
 }
 
 func (d *deleteSupport) get(m *map[string]bool, host string) bool {
@@ -67,7 +69,7 @@ func (c *Client) Delete(ctx context.Context, ref string) error {
 	t, isTag := r.(name.Tag)
 	host := r.Context().RegistryStr()
 	if !isTag || !c.deletes.get(&c.deletes.noTagDelete, host) {
-		err = c.pusher.Delete(ctx, r)
+		err = c.deleteManifest(ctx, r)
 		if err == nil {
 			return nil
 		}
@@ -115,7 +117,7 @@ func (c *Client) untag(ctx context.Context, t name.Tag) error {
 		// registry to delete a manifest that cannot exist. Distribution answers 404 when
 		// deletes are enabled and 405 UNSUPPORTED when they are not.
 		probe := t.Digest("sha256:" + strings.Repeat("0", 64))
-		err := c.pusher.Delete(ctx, probe)
+		err := c.deleteManifest(ctx, probe)
 		var terr *transport.Error
 		if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
 			if err == nil {
@@ -136,7 +138,7 @@ func (c *Client) untag(ctx context.Context, t name.Tag) error {
 	if err := c.pusher.Put(ctx, t, placeholder); err != nil {
 		return fmt.Errorf("pointing the tag at a placeholder manifest: %w", err)
 	}
-	if err := c.pusher.Delete(ctx, t.Digest(digest.String())); err != nil {
+	if err := c.deleteManifest(ctx, t.Digest(digest.String())); err != nil {
 		// Some registries refuse to delete a manifest a tag names (Docker Hub answers 403):
 		// point the tag back where it was rather than leave it on the placeholder.
 		err = fmt.Errorf("deleting placeholder manifest %s: %w", digest, err)
@@ -167,4 +169,37 @@ func placeholderIndex(t name.Tag) (rawManifest, error) {
 		return rawManifest{}, err
 	}
 	return rawManifest{raw: raw, mediaType: types.OCIImageIndex}, nil
+}
+
+// deleteManifest sends DELETE /v2/NAME/manifests/REFERENCE. It keeps one authorized HTTP client
+// per repository (go-containerregistry's Delete pings the registry and authenticates anew for
+// every call).
+func (c *Client) deleteManifest(ctx context.Context, r name.Reference) error {
+	repo := r.Context()
+	var hc *http.Client
+	if v, ok := c.deletes.clients.Load(repo.Name()); ok {
+		hc = v.(*http.Client)
+	} else {
+		auth, err := keychain{c}.ResolveContext(ctx, repo)
+		if err != nil {
+			return err
+		}
+		tr, err := transport.NewWithContext(ctx, repo.Registry, auth, c.checkTransport(), []string{repo.Scope(transport.DeleteScope)})
+		if err != nil {
+			return err
+		}
+		hc = &http.Client{Transport: tr}
+		c.deletes.clients.Store(repo.Name(), hc)
+	}
+	u := url.URL{Scheme: repo.Scheme(), Host: repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/manifests/%s", repo.RepositoryStr(), r.Identifier())}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return transport.CheckError(resp, http.StatusOK, http.StatusAccepted)
 }
