@@ -127,3 +127,16 @@ func (r *Report) Digests() map[string]string {
 	}
 	return out
 }
+
+// TagDiff is Result.TagDiff for the family's images that were built or skipped (or, in a plan,
+// would be): every tag mapped to the digest it pointed at before and the one it points at now.
+// Pulled references and images that failed are left out: their tags did not move.
+func (r *Report) TagDiff() (before, after map[string]string) {
+	var images []tagState
+	for _, img := range r.Images {
+		if img.Decision == DecisionBuild || img.Decision == DecisionSkip {
+			images = append(images, tagState{img.Repository, img.Tags, img.Previous, img.Digest})
+		}
+	}
+	return tagDiff(r.DryRun, images)
+}

@@ -128,17 +128,33 @@ const RebuiltMarker = "(rebuilt; digest known after the build)"
 // (tags that did not exist are absent) and the digest it points at now (in a dry run, the
 // digest it keeps, or RebuiltMarker).
 func (r *Result) TagDiff() (before, after map[string]string) {
+	images := make([]tagState, len(r.Images))
+	for i, img := range r.Images {
+		images[i] = tagState{img.Repository, img.Tags, img.Previous, img.Digest}
+	}
+	return tagDiff(r.DryRun, images)
+}
+
+// tagState is what TagDiff reads of one image.
+type tagState struct {
+	repository string
+	tags       []string
+	previous   map[string]string
+	digest     string
+}
+
+func tagDiff(dryRun bool, images []tagState) (before, after map[string]string) {
 	before, after = map[string]string{}, map[string]string{}
-	for _, img := range r.Images {
-		for _, tag := range img.Tags {
-			ref := img.Repository + ":" + tag
-			if d := img.Previous[tag]; d != "" {
+	for _, img := range images {
+		for _, tag := range img.tags {
+			ref := img.repository + ":" + tag
+			if d := img.previous[tag]; d != "" {
 				before[ref] = d
 			}
 			switch {
-			case img.Digest != "":
-				after[ref] = img.Digest
-			case r.DryRun:
+			case img.digest != "":
+				after[ref] = img.digest
+			case dryRun:
 				after[ref] = RebuiltMarker
 			}
 		}
