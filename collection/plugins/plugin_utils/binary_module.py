@@ -271,4 +271,3 @@ class BinaryModuleAction(ActionBase):
         self._connection._shell.tmpdir = None  # async_wrapper owns it now
         data['changed'] = True
         return data
-
