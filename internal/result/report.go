@@ -78,9 +78,11 @@ type FamilyImage struct {
 	Error string `json:"error,omitempty"`
 }
 
-// PlatformDigest is one platform of an image.
+// PlatformDigest is one platform of an image: its manifest digest and, once built, the engine
+// that built it.
 type PlatformDigest struct {
 	Platform string `json:"platform"`
+	Endpoint string `json:"endpoint,omitempty"`
 	Digest   string `json:"digest,omitempty"`
 }
 

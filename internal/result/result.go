@@ -53,6 +53,10 @@ type Image struct {
 	Digest string `json:"digest,omitempty"`
 	// Platforms built (or to be built), os/arch[/variant].
 	Platforms []string `json:"platforms"`
+	// PlatformBuilds lists each platform's build: the engine that built it and its manifest
+	// digest (a pool with native per-platform engines builds the platforms apart and joins
+	// them into one index).
+	PlatformBuilds []PlatformDigest `json:"platform_builds,omitempty"`
 	// Base is the first base replaced in this variant, or null.
 	Base *BaseChange `json:"base"`
 	// Bases lists every replaced base when there are several.
