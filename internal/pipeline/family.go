@@ -84,8 +84,7 @@ type member struct {
 	ignore   []byte
 	selected bool
 	out      *result.FamilyImage
-	pins     map[string]string // reference -> repository@digest this build used
-	served   *registry.Image   // what its tag served before the run (nil: nothing)
+	served   *registry.Image // what its tag served before the run (nil: nothing)
 
 	decided   sync.Once // its decision once its parents are done (a split image's tasks share it)
 	decideErr error
@@ -531,7 +530,6 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 	if err != nil {
 		return &Error{Image: m.img.Name, Step: result.StepInject, Err: err}
 	}
-	m.pins = pins
 	ir := m.ir
 	ir.buildArgs = copyMap(m.args)
 	for k, v := range pinned.BuildArgs {
