@@ -18,12 +18,15 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/registry"
 )
 
 func newBuildCmd() *cobra.Command {
 	var (
 		file, output, progressMode, endpoint string
 		dockerContext, metadataFile          string
+		credentials                          string
+		vars                                 []string
 		dryRun                               bool
 	)
 	cmd := &cobra.Command{
@@ -71,6 +74,10 @@ where each tag points) and builds and pushes nothing.`,
 			flagMode := ""
 			if cmd.Flags().Changed("progress") {
 				flagMode = progressMode
+			}
+			varMap, err := parseVars(vars)
+			if err != nil {
+				return err
 			}
 			stderr := cmd.ErrOrStderr()
 			mode, err := progress.ResolveMode(flagMode, os.Getenv(progress.EnvMode), progress.IsTerminal(stderr))
@@ -120,6 +127,10 @@ where each tag points) and builds and pushes nothing.`,
 			// itself; the events it shows are masked by the run.
 			red := redact.New()
 			p.AddSecrets(red)
+			ropts, err := credentialsFile(credentials, red)
+			if err != nil {
+				return err
+			}
 			var progressOut io.Writer = stderr
 			if mode != progress.TTY {
 				rw := red.Writer(stderr)
@@ -131,12 +142,14 @@ where each tag points) and builds and pushes nothing.`,
 				return usageError{err}
 			}
 			res, runErr := pipeline.Run(cmd.Context(), *p, pipeline.Options{
-				Endpoint:       endpoint,
-				BuilderOptions: bopts,
-				DryRun:         dryRun,
-				Progress:       pr.Status,
-				Log:            pr.Log,
-				Redactor:       red,
+				Endpoint:        endpoint,
+				BuilderOptions:  bopts,
+				DryRun:          dryRun,
+				Progress:        pr.Status,
+				Log:             pr.Log,
+				Redactor:        red,
+				Vars:            varMap,
+				RegistryOptions: ropts,
 			})
 			pr.Close()
 			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {
@@ -161,6 +174,8 @@ where each tag points) and builds and pushes nothing.`,
 	f.StringVar(&dockerContext, "context", "", "build on the Docker daemon of this Docker context (see docker context ls)")
 	f.StringVar(&metadataFile, "metadata-file", "", "also write the result JSON to this file (on failure too)")
 	f.BoolVar(&dryRun, "dry-run", false, "check everything, build and push nothing")
+	f.StringArrayVar(&vars, "var", nil, "a value for target.registry.stage_tag's .Vars, NAME=VALUE (repeatable)")
+	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	completeValues(cmd, "output", "json", "yaml")
 	completeValues(cmd, "progress", progress.Modes...)
 	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -174,6 +189,42 @@ where each tag points) and builds and pushes nothing.`,
 		return names, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// envCredentials names the credentials file when --credentials does not.
+const envCredentials = "IMAGEBUILDER_CREDENTIALS"
+
+// credentialsFile reads --credentials FILE (else $IMAGEBUILDER_CREDENTIALS) into registry
+// options, its passwords added to the redactor; none without either.
+func credentialsFile(name string, red *redact.Redactor) ([]registry.Option, error) {
+	if name == "" {
+		name = os.Getenv(envCredentials)
+	}
+	if name == "" {
+		return nil, nil
+	}
+	entries, err := registry.LoadCredentialsFile(name)
+	if err != nil {
+		return nil, exitCodeError{code: exitInvalid, err: err}
+	}
+	for _, e := range entries {
+		red.Add(e.Password)
+		red.AddBasic(e.Username, e.Password)
+	}
+	return registry.CredentialOptions(entries, "credentials file "+name), nil
+}
+
+// parseVars reads --var NAME=VALUE flags.
+func parseVars(vars []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range vars {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return nil, usageError{fmt.Errorf("--var %q: want NAME=VALUE", v)}
+		}
+		out[k] = val
+	}
+	return out, nil
 }
 
 // endpointPrefixes are the endpoint forms cut after their scheme, for completion: docker,

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 type familyFlags struct {
 	file, output, progressMode, endpoint string
 	report, reportFormat, logs           string
+	credentials                          string
 	exclude, vars                        []string
 	skipParents, keepGoing, rebuild      bool
 	jobs                                 int
@@ -73,7 +76,8 @@ func newFamilySubCmd(verb string) *cobra.Command {
 	f.StringArrayVar(&fl.exclude, "exclude", nil, "leave out this image (name or regular expression; repeatable)")
 	f.BoolVar(&fl.skipParents, "skip-parents", false, "build only the selected images, on their parents as the registry serves them")
 	f.BoolVar(&fl.rebuild, "rebuild", false, "build every selected image, even when the registry serves identical inputs")
-	f.StringArrayVar(&fl.vars, "var", nil, "set a template variable, NAME=VALUE (repeatable; overrides the file's variables)")
+	f.StringArrayVar(&fl.vars, "var", nil, "set a template variable, NAME=VALUE (repeatable; overrides the file's variables; the others are for registry.stage_tag's .Vars)")
+	f.StringVar(&fl.credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	f.StringVar(&fl.endpoint, "builder", "", "build engine endpoint (overrides builder.endpoint and builder.endpoints)")
 	if verb != "graph" {
 		f.StringVarP(&fl.output, "output", "o", "json", "report format on stdout: json or yaml")
@@ -102,13 +106,9 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	if fl.jobs < 0 {
 		return usageError{fmt.Errorf("--jobs must be at least 1, got %d", fl.jobs)}
 	}
-	vars := map[string]string{}
-	for _, v := range fl.vars {
-		k, val, ok := strings.Cut(v, "=")
-		if !ok || k == "" {
-			return usageError{fmt.Errorf("--var %q: want NAME=VALUE", v)}
-		}
-		vars[k] = val
+	vars, err := parseVars(fl.vars)
+	if err != nil {
+		return err
 	}
 	if fl.endpoint != "" {
 		if _, err := builder.Select(fl.endpoint); err != nil {
@@ -122,7 +122,6 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 		if cmd.Flags().Changed("progress") {
 			flagMode = fl.progressMode
 		}
-		var err error
 		if mode, err = progress.ResolveMode(flagMode, os.Getenv(progress.EnvMode), progress.IsTerminal(stderr)); err != nil {
 			return usageError{err}
 		}
@@ -137,6 +136,10 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 		}
 	}
 	red := redact.New()
+	ropts, err := credentialsFile(fl.credentials, red)
+	if err != nil {
+		return err
+	}
 	var progressOut io.Writer = stderr
 	if mode != progress.TTY {
 		rw := red.Writer(stderr)
@@ -150,11 +153,13 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	var g *graph.Graph
 	rep, runErr := pipeline.RunFamily(cmd.Context(), fam, pipeline.FamilyOptions{
 		Options: pipeline.Options{
-			Endpoint: fl.endpoint,
-			DryRun:   verb != "build",
-			Progress: pr.Status,
-			Log:      pr.Log,
-			Redactor: red,
+			Endpoint:        fl.endpoint,
+			DryRun:          verb != "build",
+			Progress:        pr.Status,
+			Log:             pr.Log,
+			Redactor:        red,
+			Vars:            vars,
+			RegistryOptions: ropts,
 		},
 		Select:      args,
 		Exclude:     fl.exclude,
@@ -222,7 +227,17 @@ func loadFamily(cmd *cobra.Command, file string, vars map[string]string) (*famil
 	if err != nil {
 		return nil, exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
 	}
-	fam, err := f.Expand(family.ExpandOptions{Vars: vars, Now: time.Now(), Getenv: os.LookupEnv})
+	// A --var the file declares sets that variable; the others are only for the stage tag's
+	// .Vars, and without a stage tag they are a mistake.
+	declared := map[string]string{}
+	for k, v := range vars {
+		if _, ok := f.Variables[k]; ok {
+			declared[k] = v
+		} else if f.Registry.StageTag == "" {
+			return nil, usageError{fmt.Errorf("--var %s: the family file declares no such variable (variables: %s)", k, strings.Join(slices.Sorted(maps.Keys(f.Variables)), ", "))}
+		}
+	}
+	fam, err := f.Expand(family.ExpandOptions{Vars: declared, Now: time.Now(), Getenv: os.LookupEnv})
 	if err != nil {
 		return nil, exitCodeError{code: exitInvalid, err: fmt.Errorf("%s: %w", inputName(file), err)}
 	}

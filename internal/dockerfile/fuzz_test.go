@@ -73,6 +73,7 @@ func FuzzInject(f *testing.F) {
 		if err := checkReferences(file); err != nil {
 			t.Fatal(err)
 		}
+		checkPin(t, in, file, args)
 		all := map[string]string{}
 		for i := range min(len(file.stages), 8) {
 			key := strconv.Itoa(i)
@@ -204,4 +205,35 @@ func stageBytes(f *File, i int) []byte {
 		end = f.src.lineOffset(f.stages[i+1].StartLine)
 	}
 	return f.src.data[start:end]
+}
+
+// checkPin pins every image the Dockerfile uses (as a family pins its parents) and checks that
+// the result uses exactly the pinned references, or that Pin refused with a user error.
+func checkPin(t *testing.T, in []byte, file *File, args map[string]string) {
+	t.Helper()
+	pins := map[string]string{}
+	for i, ref := range file.ExternalImages() {
+		pins[ref] = fmt.Sprintf("example.com/pinned%d@sha256:%064d", i, i)
+	}
+	res, err := Pin(in, pins, args)
+	if errors.Is(err, errInternal) {
+		t.Fatalf("Pin: %v", err)
+	}
+	if err != nil {
+		return // a base that Inject refuses to replace (an ARG the build args also set, say)
+	}
+	merged := maps.Clone(args)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, res.BuildArgs)
+	out, err := Parse(res.Dockerfile, merged)
+	if err != nil {
+		t.Fatalf("pinned Dockerfile does not parse: %v\n%s", err, res.Dockerfile)
+	}
+	for _, ref := range out.ExternalImages() {
+		if _, unpinned := pins[ref]; unpinned {
+			t.Fatalf("%s is still used after pinning:\n%s", ref, res.Dockerfile)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 )
 
 // Pin returns a copy of the Dockerfile data in which every use of an image named in pins — the
@@ -18,10 +19,11 @@ func Pin(data []byte, pins map[string]string, buildArgs map[string]string) (*Res
 	if err != nil {
 		return nil, err
 	}
+	// Stages are named by index: a reference may read like a stage index or name ("0").
 	bases := map[string]string{}
 	for _, s := range f.stages {
 		if to, ok := pins[s.Base]; ok && s.FromImage() {
-			bases[s.Base] = to
+			bases[strconv.Itoa(s.Index)] = to
 		}
 	}
 	res := &Result{Dockerfile: bytes.Clone(data), BuildArgs: map[string]string{}}

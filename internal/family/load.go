@@ -110,6 +110,7 @@ func (f *File) check() []schemacheck.FieldError {
 			add(ptr, "%s", msg)
 		}
 	}
+	errs = append(errs, params.CheckRegistry("/registry", f.Registry)...)
 	for _, name := range reserved {
 		if _, ok := f.Variables[name]; ok {
 			add("/variables", "%q is reserved for the tag templates' data (.Git, .Date): rename the variable", name)

@@ -9,7 +9,10 @@ package params
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
+	"text/template"
 
 	"github.com/invopop/jsonschema"
 
@@ -186,7 +189,49 @@ type Registry struct {
 	// as with Docker's insecure-registries. Loopback registries (127.0.0.0/8, localhost, ::1)
 	// get plain HTTP without it, but their TLS is verified.
 	Insecure bool `json:"insecure,omitempty"`
+	// Repositories these credentials may write to (push, tag, delete): regular expressions over
+	// the repository path under the registry host (team/app), each anchored at its start as
+	// Zuul's re.match (end it with $ to name one repository). A build, promote or sweep that
+	// would write anywhere else in this registry is refused before any work. Default: any.
+	Repositories []string `json:"repositories,omitempty"`
+	// Staged upload: push and tag the images only under this tag, one per final tag, leaving
+	// the final tags alone until imagebuilder promote moves them. A Go text/template over .Tag
+	// (the final tag) and .Vars (--var NAME=VALUE), e.g. change_{{.Vars.change}}_{{.Tag}}.
+	StageTag string `json:"stage_tag,omitempty"`
 }
+
+// StageTags renders the stage tag of each final tag with the run's variables; nil without a
+// stage_tag. A variable the template names and vars lacks is an error, and so is a result that
+// is not a valid tag.
+func (r Registry) StageTags(tags []string, vars map[string]string) ([]string, error) {
+	if r.StageTag == "" {
+		return nil, nil
+	}
+	tmpl, err := template.New("stage_tag").Option("missingkey=error").Parse(r.StageTag)
+	if err != nil {
+		return nil, fmt.Errorf("stage_tag: %w", err)
+	}
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, struct {
+			Tag  string
+			Vars map[string]string
+		}{t, vars}); err != nil {
+			return nil, fmt.Errorf("stage_tag for tag %s: %w (give it with --var NAME=VALUE)", t, err)
+		}
+		if !tagPattern.MatchString(b.String()) {
+			return nil, fmt.Errorf("stage_tag for tag %s renders %q, which is not a tag", t, b.String())
+		}
+		out[i] = b.String()
+	}
+	return out, nil
+}
+
+var tagPattern = regexp.MustCompile(PatternTag)
 
 // Builder selects the build engine and its options.
 type Builder struct {

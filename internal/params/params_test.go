@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -145,6 +146,27 @@ func TestSourceRules(t *testing.T) {
 		_, err := Load([]byte(`{"source":` + tc.source + `,` + reg + `}`))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("source %s: want error containing %q, got %v", tc.source, tc.want, err)
+		}
+	}
+}
+
+// TestBuilderPool: builder.endpoints is a pool of engines; with builder.endpoint it is refused
+// with a message saying why, at /builder.
+func TestBuilderPool(t *testing.T) {
+	doc := `{"source":{"local":{"path":"."}},"target":{"images":[{"image":"a","tag":"b"}],"registry":{"url":"r.io"}},"builder":%s}`
+	p, err := Load([]byte(fmt.Sprintf(doc, `{"endpoints":[{"endpoint":"unix:///a.sock","jobs":2},{"endpoint":"tcp://127.0.0.1:1234","platforms":["linux/arm64"]}]}`)))
+	if err != nil || len(p.Builder.Endpoints) != 2 || p.Builder.Endpoints[0].Jobs != 2 || p.Builder.Endpoints[1].Platforms[0] != "linux/arm64" {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for _, tc := range []struct{ builder, want string }{
+		{`{"endpoint":"docker","endpoints":[{"endpoint":"docker"}]}`, "/builder: endpoint and endpoints cannot be combined"},
+		{`{"endpoints":[]}`, "/builder/endpoints: "},
+		{`{"endpoints":[{"endpoint":"docker","jobs":0}]}`, "/builder/endpoints/0/jobs: "},
+		{`{"endpoints":[{"endpoint":"docker","platforms":["linux"]}]}`, `/builder/endpoints/0/platforms/0: "linux" is not`},
+	} {
+		_, err := Load([]byte(fmt.Sprintf(doc, tc.builder)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("builder %s: want %q, got %v", tc.builder, tc.want, err)
 		}
 	}
 }

@@ -127,6 +127,7 @@ func (Secret) JSONSchemaExtend(s *jsonschema.Schema) {
 // JSONSchemaExtend constrains the registry address; username and password go together.
 func (Registry) JSONSchemaExtend(s *jsonschema.Schema) {
 	prop(s, "url").Pattern = PatternRegistry
+	prop(s, "repositories").MinItems = ptr(1)
 	s.DependentRequired = map[string][]string{"username": {"password"}, "password": {"username"}}
 }
 

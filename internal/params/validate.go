@@ -7,8 +7,10 @@ import (
 	"maps"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
+	"text/template"
 
 	"github.com/distribution/reference"
 
@@ -56,6 +58,9 @@ var PatternHints = map[string]string{
 // Rules explain the broken oneOf/dependentRequired rules of the params' types, by $defs name;
 // other documents that reuse these types (family files) use them too.
 var Rules = map[string]func(obj map[string]any) string{
+	"Builder": func(map[string]any) string {
+		return "endpoint and endpoints cannot be combined: give one engine (endpoint) or a pool (endpoints)"
+	},
 	"Source": func(obj map[string]any) string { return sourceRule(hasKey(obj)) },
 	"Tar":    func(obj map[string]any) string { return tarRule(hasKey(obj)) },
 	"Secret": func(obj map[string]any) string {
@@ -214,6 +219,23 @@ func CheckRelPath(v string) string {
 	return ""
 }
 
+// CheckRegistry applies the rules the schema cannot express to a registry at pointer ptr: its
+// repositories are regular expressions and its stage_tag a template.
+func CheckRegistry(ptr string, r Registry) []FieldError {
+	var errs []FieldError
+	for i, re := range r.Repositories {
+		if _, err := regexp.Compile("^(?:" + re + ")$"); err != nil {
+			errs = append(errs, FieldError{Pointer: fmt.Sprintf("%s/repositories/%d", ptr, i), Message: fmt.Sprintf("%q is not a regular expression: %v", re, err)})
+		}
+	}
+	if r.StageTag != "" {
+		if _, err := template.New("stage_tag").Parse(r.StageTag); err != nil {
+			errs = append(errs, FieldError{Pointer: ptr + "/stage_tag", Message: fmt.Sprintf("not a template: %v", err)})
+		}
+	}
+	return errs
+}
+
 // CheckSource applies the rules the schema cannot express to a source at pointer ptr: its
 // relative paths must stay inside their root.
 func CheckSource(ptr string, s Source) []FieldError {
@@ -275,6 +297,7 @@ func (p *BuildParams) check() []FieldError {
 		errs = append(errs, FieldError{Pointer: ptr, Message: fmt.Sprintf(format, args...)})
 	}
 	errs = append(errs, CheckSource("/source", p.Source)...)
+	errs = append(errs, CheckRegistry("/target/registry", p.Target.Registry)...)
 	refs := map[string]string{}
 	for i, img := range p.Target.Images {
 		ptr := fmt.Sprintf("/target/images/%d", i)

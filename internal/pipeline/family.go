@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,7 +84,13 @@ type member struct {
 	ignore   []byte
 	selected bool
 	out      *result.FamilyImage
-	pins     map[string]string // reference -> repository@digest this build used
+	served   *registry.Image // what its tag served before the run (nil: nothing)
+
+	decided   sync.Once // its decision once its parents are done (a split image's tasks share it)
+	decideErr error
+	logOnce   sync.Once
+	logErr    error
+	closeLog  func() // closes its build log (nil without one)
 }
 
 // RunFamily builds a family: every selected image in dependency order, each FROM its parents'
@@ -97,7 +104,7 @@ func RunFamily(ctx context.Context, fam *family.Family, opts FamilyOptions) (rep
 	defer closeMasker()
 	bp := params.BuildParams{Builder: fam.Builder, Secrets: fam.Secrets, Target: params.Target{Registry: fam.Registry}}
 	fr := &familyRun{
-		run:   &run{p: bp, opts: opts.Options, red: red, res: &result.Result{}},
+		run:   &run{p: bp, opts: opts.Options, red: red, res: &result.Result{}, registryPointer: "/registry"},
 		fam:   fam,
 		fopts: opts,
 		rep:   &result.Report{DryRun: opts.DryRun, Images: []result.FamilyImage{}, Failed: []result.Failure{}},
@@ -124,7 +131,7 @@ func RunFamily(ctx context.Context, fam *family.Family, opts FamilyOptions) (rep
 		{result.StepInject, fr.prepare},
 		{result.StepCheck, fr.resolveGraph},
 		{result.StepCheck, fr.resolveSecrets},
-		{result.StepCheck, fr.connect},
+		{result.StepCheck, fr.openRegistry},
 		{result.StepCheck, concurrently(fr.current, fr.pull)},
 		{result.StepCheck, fr.plan},
 	}
@@ -330,12 +337,31 @@ func (fr *familyRun) resolveSecrets(context.Context) error {
 	return nil
 }
 
-// connect opens the registry client; the engines open when they get their first image, so a
-// family where nothing is stale contacts none.
-func (fr *familyRun) connect(context.Context) error {
+// openRegistry opens the registry client (the engines open when they get their first image, so
+// a family where nothing is stale contacts none), names the stage tags of a staged upload, and
+// refuses, before anything builds, an image the credentials may not write.
+func (fr *familyRun) openRegistry(context.Context) error {
 	reg, err := fr.registryClient(fr.fam.Registry)
+	if err != nil {
+		return err
+	}
 	fr.reg = reg
-	return err
+	vars := maps.Clone(fr.fam.Variables)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, fr.opts.Vars)
+	for _, n := range fr.order {
+		m := fr.images[n]
+		if m.ir.out.StageTags, err = fr.fam.Registry.StageTags(m.ir.out.Tags, vars); err != nil {
+			return &Error{Image: n, Step: result.StepCheck, Err: fmt.Errorf("/registry/%w", err)}
+		}
+		m.out.StageTags = m.ir.out.StageTags
+		if err := reg.CheckWrite(m.img.Repository); err != nil {
+			return &Error{Image: n, Step: result.StepCheck, Err: err}
+		}
+	}
+	return nil
 }
 
 // current records where the tags of every selected image point, and resolves the parents that
@@ -355,16 +381,26 @@ func (fr *familyRun) current(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			cur := map[string]string{}
-			for _, tag := range m.ir.out.Tags {
-				d, err := fr.reg.Resolve(gctx, m.img.Repository+":"+tag)
-				switch {
-				case errors.Is(err, registry.ErrNotFound):
-					cur[tag] = ""
-				case err != nil:
-					return &Error{Image: m.img.Name, Step: result.StepCheck, Err: err}
-				default:
-					cur[tag] = d.Digest
+			for i, tag := range m.ir.out.PushedTags() {
+				ref := m.img.Repository + ":" + tag
+				var d string
+				var err error
+				if i == 0 && m.selected {
+					// The image's own tag is read whole: one fetch tells where it points
+					// and, for the decision, what it serves.
+					var img *registry.Image
+					if img, err = fr.reg.Inspect(gctx, ref); err == nil {
+						d, m.served = img.Digest, img
+					}
+				} else {
+					var desc registry.Descriptor
+					desc, err = fr.reg.Resolve(gctx, ref)
+					d = desc.Digest
 				}
+				if err != nil && !errors.Is(err, registry.ErrNotFound) {
+					return &Error{Image: m.img.Name, Step: result.StepCheck, Err: err}
+				}
+				cur[tag] = d
 			}
 			m.ir.current = cur
 			return nil
@@ -413,18 +449,30 @@ func (fr *familyRun) plan(ctx context.Context) error {
 			return &Error{Image: ref, Step: result.StepCheck, Err: fmt.Errorf("resolving the pulled image: %w", err)}
 		}
 	}
-	for _, n := range fr.order {
-		m := fr.images[n]
-		if waiting := fr.waitingOn(m); waiting != "" {
-			m.out.Decision, m.out.Reason = result.DecisionBuild, "parent "+waiting+" builds"
-			continue
+	// Level by level: the images of a level depend only on earlier levels, so they are decided
+	// at the same time.
+	for _, level := range fr.g.Levels() {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(16)
+		for _, n := range level {
+			m := fr.images[n]
+			if !m.selected {
+				continue
+			}
+			if waiting := fr.waitingOn(m); waiting != "" {
+				m.out.Decision, m.out.Reason = result.DecisionBuild, "parent "+waiting+" builds"
+				continue
+			}
+			g.Go(func() error {
+				return fr.decide(gctx, m)
+			})
 		}
-		if err := fr.decide(ctx, m); err != nil {
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
 	for _, m := range fr.images {
-		if m.out.Decision == result.DecisionBuild {
+		if m.selected && m.out.Decision == result.DecisionBuild {
 			m.out.Changed = true
 			fr.rep.Changed = true
 		}
@@ -482,7 +530,6 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 	if err != nil {
 		return &Error{Image: m.img.Name, Step: result.StepInject, Err: err}
 	}
-	m.pins = pins
 	ir := m.ir
 	ir.buildArgs = copyMap(m.args)
 	for k, v := range pinned.BuildArgs {
@@ -505,22 +552,34 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 		m.out.Decision, m.out.Reason = result.DecisionBuild, "--rebuild"
 		return nil
 	}
-	d := ir.current[ir.out.Tag]
-	switch {
-	case d == "":
-		m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+ir.out.Tag+" is not in the registry"
+	tags := ir.out.PushedTags()
+	d := ir.current[tags[0]]
+	if d == "" {
+		m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+tags[0]+" is not in the registry"
 		return nil
-	case !fr.unchanged(ctx, ir):
-		m.out.Decision, m.out.Reason = result.DecisionBuild, "inputs changed"
-		for _, t := range ir.out.Tags {
-			if ir.current[t] != d {
-				m.out.Reason = "tag " + t + " is missing or points elsewhere"
-			}
+	}
+	for _, t := range tags {
+		if ir.current[t] != d {
+			m.out.Decision, m.out.Reason = result.DecisionBuild, "tag "+t+" is missing or points elsewhere"
+			return nil
 		}
+	}
+	// One manifest and one config fetch tell both whether the inputs match and, if they do,
+	// the platforms the image serves.
+	img := m.served
+	if img == nil || img.Digest != d {
+		var err error
+		if img, err = fr.reg.Inspect(ctx, ir.out.Repository+"@"+d); err != nil {
+			img = nil
+		}
+	}
+	if img == nil || img.Labels[InputsLabel] != ir.inputs {
+		m.out.Decision, m.out.Reason = result.DecisionBuild, "inputs changed"
 		return nil
 	}
 	fr.mu.Lock()
 	ir.out.Digest = d
+	m.out.Platforms = platformDigests(img.Manifests)
 	fr.mu.Unlock()
 	m.out.Decision, m.out.Reason = result.DecisionSkip, "the registry serves "+d+" with identical inputs"
 	return nil
@@ -546,9 +605,16 @@ func (fr *familyRun) labels(m *member) map[string]string {
 // inputs hashes what the image is built from: the pinned Dockerfile (which names the parents'
 // and externals' digests), the context's files, build args, target, platforms, labels and
 // secrets by id.
+//
+// The proxy variables (proxy_from_env) are left out: where the build machine reaches the network
+// through does not change what the image is, and a family built behind another proxy is not stale.
 func (fr *familyRun) inputs(m *member, pinned []byte) string {
 	platforms := slices.Clone(m.img.Platforms)
 	slices.Sort(platforms)
+	args := maps.Clone(m.ir.buildArgs)
+	for _, k := range family.ProxyVars {
+		delete(args, k)
+	}
 	return hashJSON(struct {
 		Dockerfile []byte
 		Context    string
@@ -558,64 +624,144 @@ func (fr *familyRun) inputs(m *member, pinned []byte) string {
 		Platforms  []string
 		Secrets    []string
 		SSH        []string
-	}{pinned, m.ctxHash, m.ir.buildArgs, m.img.Target, m.ir.labels, platforms, secretIDs(m.img.Secrets), sshIDs(m.img.SSH)})
+	}{pinned, m.ctxHash, args, m.img.Target, m.ir.labels, platforms, secretIDs(m.img.Secrets), sshIDs(m.img.SSH)})
 }
 
 // build schedules the images that do not skip over the pool, parents first; each decides again
 // once its parents are done, with their new digests.
 func (fr *familyRun) build(ctx context.Context) error {
+	// What the plan skips is done: only the rest is scheduled, after its parents that build.
 	var tasks []schedule.Task
+	var scheduled []*member
+	building := func(m *member) bool { return m.selected && m.out.Decision != result.DecisionSkip }
 	for _, n := range fr.order {
 		m := fr.images[n]
-		t := schedule.Task{ID: n, Platforms: m.img.Platforms}
+		if !building(m) {
+			continue
+		}
+		var deps []string
 		for _, e := range fr.g.Parents(n) {
-			if fr.images[e.Parent].selected && !slices.Contains(t.Deps, e.Parent) {
-				t.Deps = append(t.Deps, e.Parent)
+			if building(fr.images[e.Parent]) && !slices.Contains(deps, e.Parent) {
+				deps = append(deps, e.Parent)
 			}
 		}
-		tasks = append(tasks, t)
+		tasks = append(tasks, fr.imageTasks(n, m.ir, deps)...)
+		scheduled = append(scheduled, m)
 	}
 	opts := fr.scheduleOptions(fr.fopts.KeepGoing, fr.fopts.Jobs)
+	opts.Event = fr.progressEvent(len(scheduled), opts.Event)
 	outcomes := schedule.Run(ctx, tasks, opts, func(ctx context.Context, t schedule.Task, endpoint string) error {
-		m := fr.images[t.ID]
-		if m.out.Decision != result.DecisionSkip {
-			// The parents are done: decide with their digests.
-			if err := fr.decide(ctx, m); err != nil {
+		name, platform := platformTask(t.ID)
+		m := fr.images[name]
+		// The parents are done: decide with their digests (once, for all of a split image's
+		// tasks).
+		m.decided.Do(func() { m.decideErr = fr.decide(ctx, m) })
+		if m.decideErr != nil || m.out.Decision == result.DecisionSkip {
+			return m.decideErr
+		}
+		if err := fr.openLog(m); err != nil {
+			return err
+		}
+		switch {
+		case platform != "":
+			return fr.buildPlatform(ctx, m.ir, platform, endpoint)
+		case m.ir.split:
+			if err := fr.joinPlatforms(ctx, m.ir); err != nil {
+				return err
+			}
+		default:
+			if err := fr.buildImage(ctx, m.ir, endpoint); err != nil {
 				return err
 			}
 		}
-		if m.out.Decision != result.DecisionSkip {
-			if err := fr.buildMember(ctx, m, endpoint); err != nil {
-				return err
-			}
-		}
-		return fr.platformDigests(ctx, m)
+		fr.mu.Lock()
+		m.out.Platforms = m.ir.out.PlatformBuilds
+		fr.mu.Unlock()
+		return nil
 	})
-	for _, t := range tasks {
-		fr.record(fr.images[t.ID], outcomes[t.ID])
+	for _, m := range scheduled {
+		if m.closeLog != nil {
+			m.closeLog()
+		}
+		fr.record(m, combine(outcomes, m.img.Name, m.img.Platforms, m.ir.split))
 	}
 	return ctx.Err()
 }
 
-// buildMember builds one image, its progress going to its log when --logs asks for one.
-func (fr *familyRun) buildMember(ctx context.Context, m *member, endpoint string) error {
-	ir := m.ir
-	ir.progress = fr.opts.Progress
-	if dir := fr.fopts.LogsDir; dir != "" {
+// progressEvent shows the family's progress on every start and finish — how many images are
+// done, running and queued, and which are running — then passes the event on.
+func (fr *familyRun) progressEvent(total int, next func(schedule.Event)) func(schedule.Event) {
+	var running []string
+	done := 0
+	return func(e schedule.Event) {
+		image, platform := platformTask(e.Task)
+		switch e.Kind {
+		case schedule.EventStarted:
+			if !slices.Contains(running, e.Task) {
+				running = append(running, e.Task)
+			}
+		case schedule.EventFinished:
+			running = slices.DeleteFunc(running, func(n string) bool { return n == e.Task })
+			if platform != "" {
+				fr.log("%s: %s", e.Task, e.State) // one platform of a split image
+				return
+			}
+			done++
+			what := string(e.State)
+			if e.State == schedule.Done {
+				what = fr.images[image].out.Decision
+			}
+			fr.log("%s: %s", image, what)
+		default:
+			next(e)
+			return
+		}
+		images := map[string]bool{}
+		for _, n := range running {
+			image, _ := platformTask(n)
+			images[image] = true
+		}
+		fr.log("family: %d/%d done, %d running, %d queued%s", done, total, len(images), total-done-len(images), runningList(running))
+	}
+}
+
+func runningList(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// openLog opens the image's build log, once, when --logs asks for one: its builds' progress goes
+// there too.
+func (fr *familyRun) openLog(m *member) error {
+	m.logOnce.Do(func() {
+		ir := m.ir
+		ir.progress = fr.opts.Progress
+		dir := fr.fopts.LogsDir
+		if dir == "" {
+			return
+		}
 		name := filepath.Join(dir, m.img.Name+".log")
 		f, err := os.Create(name)
 		if err != nil {
-			return fmt.Errorf("creating the build log: %w", err)
+			m.logErr = fmt.Errorf("creating the build log: %w", err)
+			return
 		}
-		defer f.Close()
 		w := fr.red.Writer(f)
-		defer w.Close()
 		pr, err := progress.New(w, progress.Plain)
 		if err != nil {
-			return err
+			w.Close()
+			f.Close()
+			m.logErr = err
+			return
 		}
-		defer pr.Close()
 		m.out.Log = name
+		m.closeLog = func() {
+			pr.Close()
+			w.Close()
+			f.Close()
+		}
 		tee := ir.progress
 		ir.progress = func(s *client.SolveStatus) {
 			pr.Status(s)
@@ -623,24 +769,16 @@ func (fr *familyRun) buildMember(ctx context.Context, m *member, endpoint string
 				tee(s)
 			}
 		}
-	}
-	return fr.buildImage(ctx, ir, endpoint)
+	})
+	return m.logErr
 }
 
-// platformDigests records the manifest digest of each platform the image's digest serves.
-func (fr *familyRun) platformDigests(ctx context.Context, m *member) error {
-	ms, err := fr.reg.Manifests(ctx, m.img.Repository+"@"+m.ir.out.Digest)
-	if err != nil {
-		return &Error{Image: m.img.Name, Step: result.StepPush, Err: err}
-	}
+func platformDigests(ms []registry.Manifest) []result.PlatformDigest {
 	ps := make([]result.PlatformDigest, len(ms))
 	for i, x := range ms {
 		ps[i] = result.PlatformDigest{Platform: x.Platform, Digest: x.Digest}
 	}
-	fr.mu.Lock()
-	m.out.Platforms = ps
-	fr.mu.Unlock()
-	return nil
+	return ps
 }
 
 // record turns a scheduler outcome into the image's report entry.

@@ -64,6 +64,8 @@ type Options struct {
 	Redactor *redact.Redactor
 	// BuilderOptions are added to the default NewBuilder's (a Docker context, say).
 	BuilderOptions []builder.Option
+	// Vars are the values of --var NAME=VALUE: the .Vars of target.registry.stage_tag.
+	Vars map[string]string
 }
 
 // Error is a failed run: which image (if one), which step, why.
@@ -98,6 +100,8 @@ type run struct {
 	reg      *registry.Client
 	pool     *pool
 	res      *result.Result
+	// registryPointer is where the registry is in the input, for messages.
+	registryPointer string
 }
 
 // imageRun is one image of a request or a family: what to build, and what became of it.
@@ -114,6 +118,10 @@ type imageRun struct {
 	ssh        []builder.SSHForward
 	endpoint   string                    // the pool endpoint it built on
 	progress   func(*client.SolveStatus) // where its build's progress goes (nil: the run's)
+	split      bool                      // built one platform per task (see split.go)
+
+	mu             imageMutex
+	platformBuilds []result.PlatformDigest // a split image's platform builds, as they finish
 }
 
 func (ir *imageRun) progressFunc(def func(*client.SolveStatus)) func(*client.SolveStatus) {
@@ -138,7 +146,7 @@ type step struct {
 func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.Result, err error) {
 	opts, red, closeMasker := masked(opts, p.AddSecrets)
 	defer closeMasker()
-	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}}
+	r := &run{p: p.WithDefaults(), opts: opts, red: red, res: &result.Result{DryRun: opts.DryRun, Images: []result.Image{}}, registryPointer: "/target/registry"}
 	for _, img := range r.p.Target.Images {
 		out := &result.Image{
 			Ref:        r.p.Target.Ref(img),
@@ -169,6 +177,7 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 
 	steps := []step{
 		{result.StepCheck, r.selectBuilder},
+		{result.StepCheck, r.openRegistry},
 		{result.StepSource, r.fetch},
 		{result.StepInject, r.inject},
 		{result.StepCheck, r.resolveSecrets},
@@ -552,14 +561,28 @@ func (r *run) newPool(b *params.Builder, jobs int) (*pool, error) {
 	return p, nil
 }
 
-// connect opens the registry client and the build engine (the first of a pool; the others open
-// when they get their first image).
-func (r *run) connect(ctx context.Context) error {
+// openRegistry opens the registry client (nothing is contacted yet), names the stage tags of a
+// staged upload, and refuses, before any work, an image its credentials may not write.
+func (r *run) openRegistry(context.Context) error {
 	reg, err := r.registryClient(r.p.Target.Registry)
 	if err != nil {
 		return err
 	}
 	r.reg = reg
+	for _, ir := range r.images {
+		if ir.out.StageTags, err = r.p.Target.Registry.StageTags(ir.out.Tags, r.opts.Vars); err != nil {
+			return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: fmt.Errorf("/target/registry/%w", err)}
+		}
+		if err := reg.CheckWrite(ir.out.Repository); err != nil {
+			return &Error{Image: ir.out.Ref, Step: result.StepCheck, Err: err}
+		}
+	}
+	return nil
+}
+
+// connect opens the build engine (the first of a pool; the others open when they get their
+// first image).
+func (r *run) connect(ctx context.Context) error {
 	bld, err := r.pool.get(ctx, r.pool.endpoints[0].Name)
 	if err != nil {
 		return err
@@ -602,6 +625,9 @@ func (r *run) registryClient(reg params.Registry) (*registry.Client, error) {
 	if reg.Insecure {
 		ropts = append(ropts, registry.WithInsecure(host))
 	}
+	if len(reg.Repositories) > 0 {
+		ropts = append(ropts, registry.WithScopes(registry.Scope{Registry: host, Repositories: reg.Repositories, Origin: r.registryPointer + "/repositories"}))
+	}
 	ropts = append(ropts, registry.WithRedactor(r.red))
 	if dir, err := os.UserCacheDir(); err == nil {
 		// What this machine pushed where: an unchanged image pushed again costs a manifest
@@ -625,7 +651,7 @@ func (r *run) current(ctx context.Context) error {
 			}
 		}
 		ir.current = map[string]string{}
-		for _, tag := range ir.out.Tags {
+		for _, tag := range ir.out.PushedTags() {
 			ref := ir.out.Repository + ":" + tag
 			d, err := r.reg.Resolve(ctx, ref)
 			switch {
@@ -649,23 +675,23 @@ func (r *run) plan(ctx context.Context) error {
 	for _, ir := range r.images {
 		ir.out.Previous = previous(ir.current)
 		if r.unchanged(ctx, ir) {
-			ir.out.Digest = ir.current[ir.out.Tag]
+			ir.out.Digest = ir.current[ir.out.PushedTags()[0]]
 			r.log("%s: up to date (%s)", ir.out.Ref, ir.out.Digest)
 			continue
 		}
 		ir.out.Changed = true
 		r.res.Changed = true
-		r.log("%s: would build %v and push %d tag(s)", ir.out.Ref, ir.out.Platforms, len(ir.out.Tags))
+		r.log("%s: would build %v and push %d tag(s)", ir.out.Ref, ir.out.Platforms, len(ir.out.PushedTags()))
 	}
 	return nil
 }
 
 func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
-	d := ir.current[ir.out.Tag]
+	d := ir.current[ir.out.PushedTags()[0]]
 	if ir.inputs == "" || d == "" {
 		return false
 	}
-	for _, t := range ir.out.Tags {
+	for _, t := range ir.out.PushedTags() {
 		if ir.current[t] != d {
 			return false
 		}
@@ -677,28 +703,35 @@ func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
 // build builds and pushes every image by digest, each on a free engine of the pool, at the same
 // time as far as the pool allows; no tag moves here. The first failure stops the others.
 func (r *run) build(ctx context.Context) error {
-	tasks := make([]schedule.Task, len(r.images))
+	var tasks []schedule.Task
 	byID := map[string]*imageRun{}
 	for i, ir := range r.images {
 		id := strconv.Itoa(i)
-		tasks[i] = schedule.Task{ID: id, Platforms: ir.req.Platforms}
+		tasks = append(tasks, r.imageTasks(id, ir, nil)...)
 		byID[id] = ir
 	}
 	outcomes := schedule.Run(ctx, tasks, r.scheduleOptions(false, 0), func(ctx context.Context, t schedule.Task, endpoint string) error {
-		return r.buildImage(ctx, byID[t.ID], endpoint)
+		id, platform := platformTask(t.ID)
+		ir := byID[id]
+		switch {
+		case platform != "":
+			return r.buildPlatform(ctx, ir, platform, endpoint)
+		case ir.split:
+			return r.joinPlatforms(ctx, ir)
+		}
+		return r.buildImage(ctx, ir, endpoint)
 	})
 	// The first failure in request order is the request's: the others were stopped by it.
-	for _, t := range tasks {
-		if o := outcomes[t.ID]; o != nil && o.State == schedule.Failed {
-			return o.Err
-		}
+	if err := firstFailure(tasks, outcomes); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for _, t := range tasks {
 		if o := outcomes[t.ID]; o == nil || o.State != schedule.Done {
-			return &Error{Image: byID[t.ID].out.Ref, Step: result.StepBuild, Err: errors.New("not built")}
+			id, _ := platformTask(t.ID)
+			return &Error{Image: byID[id].out.Ref, Step: result.StepBuild, Err: errNotBuilt}
 		}
 	}
 	return nil
@@ -727,36 +760,23 @@ func (r *run) scheduleEvent(e schedule.Event) {
 	}
 }
 
-// buildImage builds one image on an engine of the pool and pushes it by digest.
+// buildImage builds one image, all its platforms, on an engine of the pool and pushes it by
+// digest.
 func (r *run) buildImage(ctx context.Context, ir *imageRun, endpoint string) error {
-	bld, err := r.pool.get(ctx, endpoint)
-	if err != nil {
-		return &Error{Image: ir.out.Ref, Step: result.StepBuild, Err: err}
-	}
 	ir.endpoint = endpoint
 	r.log("building %s for %v on %s", ir.out.Ref, ir.out.Platforms, r.pool.describe(endpoint))
-	br, err := bld.Build(ctx, builder.Request{
-		ContextDir:  ir.contextDir,
-		Dockerfile:  ir.dockerfile,
-		Platforms:   ir.req.Platforms,
-		BuildArgs:   ir.buildArgs,
-		Target:      ir.req.Target,
-		Labels:      ir.labels,
-		NoCache:     r.p.Builder != nil && r.p.Builder.NoCache,
-		Pull:        r.p.Builder != nil && r.p.Builder.Pull,
-		Repository:  ir.out.Repository,
-		Insecure:    r.p.Target.Registry.Insecure,
-		Credentials: r.credentials(ctx),
-		Publisher:   r.reg,
-		Secrets:     ir.secrets,
-		SSH:         ir.ssh,
-		Progress:    ir.progressFunc(r.opts.Progress),
-	})
+	br, err := r.buildOn(ctx, ir, ir.req.Platforms, endpoint)
 	if err != nil {
-		return &Error{Image: ir.out.Ref, Step: buildStep(err), Err: err}
+		return err
 	}
 	ir.out.Digest = br.Digest
 	ir.out.Platforms = br.Platforms
+	ir.out.PlatformBuilds = nil
+	if ms, err := r.reg.Manifests(ctx, ir.out.Repository+"@"+br.Digest); err == nil {
+		for _, m := range ms {
+			ir.out.PlatformBuilds = append(ir.out.PlatformBuilds, result.PlatformDigest{Platform: m.Platform, Endpoint: r.pool.describe(endpoint), Digest: m.Digest})
+		}
+	}
 	r.log("%s: pushed %s", ir.out.Ref, br.Digest)
 	return nil
 }
@@ -804,7 +824,7 @@ func (r *run) tag(ctx context.Context) error {
 	var moves []move
 	for _, ir := range r.images {
 		ir.out.Previous = previous(ir.current)
-		for _, tag := range ir.out.Tags {
+		for _, tag := range ir.out.PushedTags() {
 			if ir.current[tag] == ir.out.Digest {
 				continue
 			}

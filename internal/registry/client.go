@@ -36,6 +36,7 @@ type Client struct {
 	cache     *pushCache       // nil without WithPushCache
 	puller    *remote.Puller
 	pusher    *remote.Pusher
+	scopes    map[string][]compiledScope // writes allowed per host (none: any)
 }
 
 // New returns a client configured by opts.
@@ -54,6 +55,7 @@ func New(opts ...Option) (*Client, error) {
 		userAgent: o.userAgent,
 		log:       o.logger,
 		red:       o.redactor,
+		scopes:    o.scopes,
 	}
 	if c.fallback == nil {
 		c.fallback = authn.DefaultKeychain
@@ -177,6 +179,18 @@ func (g *guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 		return nil, fmt.Errorf("refusing plain HTTP to %s: it is not a loopback address and not marked insecure", req.URL.Host)
+	}
+	if repo := writeTarget(req); repo != "" {
+		host, err := Host(req.URL.Host)
+		if err == nil {
+			err = g.c.checkWrite(host, repo)
+		}
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
 	}
 	start := time.Now()
 	inner := g.inner

@@ -6,21 +6,20 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Labels returns the config labels of the image ref points at; for an index, those of its
 // first image manifest (every platform of one build carries the same labels). The error wraps
 // [ErrNotFound] when ref does not exist.
 func (c *Client) Labels(ctx context.Context, ref string) (map[string]string, error) {
-	r, err := c.parseRef(ref)
-	if err != nil {
-		return nil, c.fail(err)
-	}
-	desc, err := c.puller.Get(ctx, r)
-	if err != nil {
-		return nil, c.fail(fmt.Errorf("reading labels of %q: %w", ref, err))
-	}
+	return readDescriptor(c, ctx, ref, "reading labels of", descLabels)
+}
+
+// descLabels reads the config labels of a fetched manifest, or of an index's first image.
+func descLabels(desc *remote.Descriptor) (map[string]string, error) {
 	var img v1.Image
+	var err error
 	switch {
 	case desc.MediaType.IsIndex():
 		img, err = firstImage(desc)
@@ -37,7 +36,7 @@ func (c *Client) Labels(ctx context.Context, ref string) (map[string]string, err
 		cf, err = img.ConfigFile()
 	}
 	if err != nil {
-		return nil, c.fail(fmt.Errorf("reading labels of %q: %w", ref, err))
+		return nil, err
 	}
 	return cf.Config.Labels, nil
 }

@@ -25,6 +25,7 @@ type options struct {
 	logger    *slog.Logger
 	redactor  *redact.Redactor
 	pushCache string
+	scopes    map[string][]compiledScope // by normalized registry host
 }
 
 type retryPolicy struct {

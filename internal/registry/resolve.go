@@ -121,38 +121,74 @@ type Manifest struct {
 // Manifests returns the platform images ref provides, as Platforms orders them, each with its
 // manifest digest: for a single manifest, the one entry is the manifest itself.
 func (c *Client) Manifests(ctx context.Context, ref string) ([]Manifest, error) {
+	return readDescriptor(c, ctx, ref, "reading platforms of", manifests)
+}
+
+// readDescriptor fetches the manifest or index ref points at and reads it with read; errors
+// say what was being done (doing) to which ref.
+func readDescriptor[T any](c *Client, ctx context.Context, ref, doing string, read func(*remote.Descriptor) (T, error)) (T, error) {
+	var zero T
 	r, err := c.parseRef(ref)
 	if err != nil {
-		return nil, c.fail(err)
+		return zero, c.fail(err)
 	}
 	desc, err := c.puller.Get(ctx, r)
-	if err != nil {
-		return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
+	if err == nil {
+		var v T
+		if v, err = read(desc); err == nil {
+			return v, nil
+		}
 	}
-	var ps []Manifest
+	return zero, c.fail(fmt.Errorf("%s %q: %w", doing, ref, err))
+}
+
+// Image is what a reference serves, read with one manifest fetch and one config fetch.
+type Image struct {
+	// Digest is the manifest's (or index's) digest.
+	Digest string
+	// Labels are the config labels (of the first platform image, for an index).
+	Labels map[string]string
+	// Manifests are its platform images, as Manifests returns them.
+	Manifests []Manifest
+}
+
+// Inspect returns the labels and the platform images of what ref points at: Labels and
+// Manifests in one manifest fetch. The error wraps [ErrNotFound] when ref does not exist.
+func (c *Client) Inspect(ctx context.Context, ref string) (*Image, error) {
+	return readDescriptor(c, ctx, ref, "inspecting", func(desc *remote.Descriptor) (*Image, error) {
+		labels, err := descLabels(desc)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := manifests(desc)
+		if err != nil {
+			return nil, err
+		}
+		return &Image{Digest: desc.Digest.String(), Labels: labels, Manifests: ms}, nil
+	})
+}
+
+// manifests lists the platform images of a fetched manifest or index.
+func manifests(desc *remote.Descriptor) ([]Manifest, error) {
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
-		if err == nil {
-			ps, err = indexPlatforms(idx, 0)
-		}
 		if err != nil {
-			return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
+			return nil, err
 		}
+		return indexPlatforms(idx, 0)
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
+			return nil, err
 		}
 		p, err := imagePlatform(img)
 		if err != nil {
-			return nil, c.fail(fmt.Errorf("reading platforms of %q: %w", ref, err))
+			return nil, err
 		}
-		ps = []Manifest{{Platform: p, Digest: desc.Digest.String()}}
-	default:
-		return nil, c.fail(fmt.Errorf("reading platforms of %q: unsupported media type %q", ref, desc.MediaType))
+		return []Manifest{{Platform: p, Digest: desc.Digest.String()}}, nil
 	}
-	return ps, nil
+	return nil, fmt.Errorf("unsupported media type %q", desc.MediaType)
 }
 
 // maxIndexDepth bounds the recursion through nested indexes.

@@ -44,6 +44,8 @@ type FamilyImage struct {
 	Repository string `json:"repository,omitempty"`
 	// Tags is every tag of the image: its tag, then the extra tags.
 	Tags []string `json:"tags"`
+	// StageTags, with a stage_tag, are the tags pushed instead, one per tag of Tags.
+	StageTags []string `json:"stage_tags,omitempty"`
 	// Decision is build, skip, pull, failed or parent_failed.
 	Decision string `json:"decision"`
 	// Reason says why, in words.
@@ -76,9 +78,11 @@ type FamilyImage struct {
 	Error string `json:"error,omitempty"`
 }
 
-// PlatformDigest is one platform of an image.
+// PlatformDigest is one platform of an image: its manifest digest and, once built, the engine
+// that built it.
 type PlatformDigest struct {
 	Platform string `json:"platform"`
+	Endpoint string `json:"endpoint,omitempty"`
 	Digest   string `json:"digest,omitempty"`
 }
 
@@ -114,6 +118,14 @@ func (r *Report) Summary() string {
 	return fmt.Sprintf("%s: %s", verb, strings.Join(parts, ", "))
 }
 
+// PushedTags are the tags a build moves: the stage tags when staged, else the tags.
+func (img FamilyImage) PushedTags() []string {
+	if len(img.StageTags) > 0 {
+		return img.StageTags
+	}
+	return img.Tags
+}
+
 // Digests maps every tag of every built or skipped image (REPOSITORY:TAG) to its digest.
 func (r *Report) Digests() map[string]string {
 	out := map[string]string{}
@@ -121,7 +133,7 @@ func (r *Report) Digests() map[string]string {
 		if img.Digest == "" || img.Decision == DecisionPull || img.Decision == DecisionFailed || img.Decision == DecisionParentFailed {
 			continue
 		}
-		for _, t := range img.Tags {
+		for _, t := range img.PushedTags() {
 			out[img.Repository+":"+t] = img.Digest
 		}
 	}
@@ -135,7 +147,7 @@ func (r *Report) TagDiff() (before, after map[string]string) {
 	var images []tagState
 	for _, img := range r.Images {
 		if img.Decision == DecisionBuild || img.Decision == DecisionSkip {
-			images = append(images, tagState{img.Repository, img.Tags, img.Previous, img.Digest})
+			images = append(images, tagState{img.Repository, img.PushedTags(), img.Previous, img.Digest})
 		}
 	}
 	return tagDiff(r.DryRun, images)

@@ -43,6 +43,9 @@ type Image struct {
 	Tag   string `json:"tag"`
 	// Tags is every tag pushed: Tag, then the extra tags.
 	Tags []string `json:"tags"`
+	// StageTags, with a stage_tag, are the tags actually pushed, one per tag of Tags (the same
+	// order); the final tags move only with imagebuilder promote.
+	StageTags []string `json:"stage_tags,omitempty"`
 	// Repository is REGISTRY/IMAGE.
 	Repository string `json:"repository"`
 	// Digest is what the registry serves for Ref: the manifest digest for one platform, the
@@ -50,6 +53,10 @@ type Image struct {
 	Digest string `json:"digest,omitempty"`
 	// Platforms built (or to be built), os/arch[/variant].
 	Platforms []string `json:"platforms"`
+	// PlatformBuilds lists each platform's build: the engine that built it and its manifest
+	// digest (a pool with native per-platform engines builds the platforms apart and joins
+	// them into one index).
+	PlatformBuilds []PlatformDigest `json:"platform_builds,omitempty"`
 	// Base is the first base replaced in this variant, or null.
 	Base *BaseChange `json:"base"`
 	// Bases lists every replaced base when there are several.
@@ -89,14 +96,22 @@ type Failure struct {
 	Error string `json:"error"`
 }
 
-// Digests maps every pushed reference (each tag) to its digest.
+// PushedTags are the tags a build moves: the stage tags when staged, else the tags.
+func (img Image) PushedTags() []string {
+	if len(img.StageTags) > 0 {
+		return img.StageTags
+	}
+	return img.Tags
+}
+
+// Digests maps every pushed reference (each tag, or each stage tag) to its digest.
 func (r *Result) Digests() map[string]string {
 	out := map[string]string{}
 	for _, img := range r.Images {
 		if img.Digest == "" {
 			continue
 		}
-		for _, t := range img.Tags {
+		for _, t := range img.PushedTags() {
 			out[img.Repository+":"+t] = img.Digest
 		}
 	}
@@ -130,7 +145,7 @@ const RebuiltMarker = "(rebuilt; digest known after the build)"
 func (r *Result) TagDiff() (before, after map[string]string) {
 	images := make([]tagState, len(r.Images))
 	for i, img := range r.Images {
-		images[i] = tagState{img.Repository, img.Tags, img.Previous, img.Digest}
+		images[i] = tagState{img.Repository, img.PushedTags(), img.Previous, img.Digest}
 	}
 	return tagDiff(r.DryRun, images)
 }

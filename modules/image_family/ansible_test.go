@@ -89,7 +89,7 @@ func TestPlaybookFamily(t *testing.T) {
 	file := writeFamily(t, dir, reg, ns, env[authBaseEnv], user, pass, secret, env[testenv.BuildKit])
 	auth := testenv.Basic(user, pass)
 	ref := func(name, tag string) string { return reg + "/" + ns + "/" + name + ":" + tag }
-	vars := map[string]any{"family_file": file, "jobs": 2}
+	vars := map[string]any{"family_file": file, "jobs": "2"} // a string, as -e jobs=2 gives it
 	ansibletest.Collection(t) // built once, outside the timings
 
 	start := time.Now()

@@ -318,6 +318,21 @@ options:
           password:
             description: Password or token. Never logged or returned.
             type: str
+          repositories:
+            description: 'Repositories these credentials may write to (push, tag,
+              delete): regular expressions over the repository path under the registry
+              host (team/app), each anchored at its start as Zuul''s re.match (end
+              it with $ to name one repository). A build, promote or sweep that would
+              write anywhere else in this registry is refused before any work. Default:
+              any.'
+            type: list
+            elements: str
+          stage_tag:
+            description: 'Staged upload: push and tag the images only under this tag,
+              one per final tag, leaving the final tags alone until imagebuilder promote
+              moves them. A Go text/template over .Tag (the final tag) and .Vars (--var
+              NAME=VALUE), e.g. change_{{.Vars.change}}_{{.Tag}}.'
+            type: str
           url:
             description: Registry host[:port], optionally followed by a namespace
               path (docker.io, 127.0.0.1:5000, ghcr.io/team). The image reference
@@ -550,6 +565,37 @@ images:
       sample:
       - linux/amd64
       - linux/arm64
+    platform_builds:
+      description:
+      - Each platform's build, the build engine that built it and its manifest digest.
+        A pool with native per-platform engines builds the platforms apart and joins
+        them into one index.
+      returned: when built
+      type: list
+      elements: dict
+      contains:
+        platform:
+          description: os/arch[/variant].
+          returned: always
+          type: str
+        endpoint:
+          description: The build engine, without credentials.
+          returned: always
+          type: str
+        digest:
+          description: The platform's manifest digest.
+          returned: always
+          type: str
+    stage_tags:
+      description:
+      - With O(target.registry.stage_tag), the tags actually pushed, one per tag of
+        RV(images[].tags) in the same order; the final tags move only with a promote.
+      returned: when the request stages its upload
+      type: list
+      elements: str
+      sample:
+      - change_4711_1.4.0
+      - change_4711_latest
     base:
       description: The first base image replaced in this variant, or null.
       returned: always
@@ -919,6 +965,13 @@ ARGUMENT_SPEC = {
                     "password": {
                         "type": "str",
                         "no_log": True,
+                    },
+                    "repositories": {
+                        "type": "list",
+                        "elements": "str",
+                    },
+                    "stage_tag": {
+                        "type": "str",
                     },
                     "url": {
                         "type": "str",

@@ -266,6 +266,20 @@ options:
       password:
         description: Password or token. Never logged or returned.
         type: str
+      repositories:
+        description: 'Repositories these credentials may write to (push, tag, delete):
+          regular expressions over the repository path under the registry host (team/app),
+          each anchored at its start as Zuul''s re.match (end it with $ to name one
+          repository). A build, promote or sweep that would write anywhere else in
+          this registry is refused before any work. Default: any.'
+        type: list
+        elements: str
+      stage_tag:
+        description: 'Staged upload: push and tag the images only under this tag,
+          one per final tag, leaving the final tags alone until imagebuilder promote
+          moves them. A Go text/template over .Tag (the final tag) and .Vars (--var
+          NAME=VALUE), e.g. change_{{.Vars.change}}_{{.Tag}}.'
+        type: str
       url:
         description: Registry host[:port], optionally followed by a namespace path
           (docker.io, 127.0.0.1:5000, ghcr.io/team). The image reference is URL/IMAGE:TAG.
@@ -508,6 +522,13 @@ images:
       sample:
       - 1.4.0
       - candidate
+    stage_tags:
+      description:
+      - With O(registry.stage_tag), the tags pushed instead, one per tag of RV(images[].tags)
+        in the same order; the final tags move only with a promote.
+      returned: when the family stages its upload
+      type: list
+      elements: str
     decision:
       description:
       - What happened (in check mode, what would) - V(build), V(skip) (the registry
@@ -540,6 +561,10 @@ images:
         platform:
           description: os/arch[/variant].
           returned: always
+          type: str
+        endpoint:
+          description: The build engine that built the platform.
+          returned: once built
           type: str
         digest:
           description: The platform's manifest digest.
@@ -855,6 +880,13 @@ ARGUMENT_SPEC = {
             "password": {
                 "type": "str",
                 "no_log": True,
+            },
+            "repositories": {
+                "type": "list",
+                "elements": "str",
+            },
+            "stage_tag": {
+                "type": "str",
             },
             "url": {
                 "type": "str",
