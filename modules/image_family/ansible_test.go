@@ -90,7 +90,7 @@ func TestPlaybookFamily(t *testing.T) {
 	auth := testenv.Basic(user, pass)
 	ref := func(name, tag string) string { return reg + "/" + ns + "/" + name + ":" + tag }
 	vars := map[string]any{"family_file": file, "jobs": "2"} // a string, as -e jobs=2 gives it
-	ansibletest.Collection(t) // built once, outside the timings
+	ansibletest.Collection(t)                                // built once, outside the timings
 
 	start := time.Now()
 	r, res := ansibletest.Playbook(t, "family.yml", vars, "-vvv")
