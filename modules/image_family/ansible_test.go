@@ -89,8 +89,9 @@ func TestPlaybookFamily(t *testing.T) {
 	file := writeFamily(t, dir, reg, ns, env[authBaseEnv], user, pass, secret, env[testenv.BuildKit])
 	auth := testenv.Basic(user, pass)
 	ref := func(name, tag string) string { return reg + "/" + ns + "/" + name + ":" + tag }
-	vars := map[string]any{"family_file": file, "jobs": "2"} // a string, as -e jobs=2 gives it
-	ansibletest.Collection(t)                                // built once, outside the timings
+	// jobs as a string, as -e jobs=2 gives it (the playbook converts it).
+	vars := map[string]any{"family_file": file, "jobs": "2"}
+	ansibletest.Collection(t) // built once, outside the timings
 
 	start := time.Now()
 	r, res := ansibletest.Playbook(t, "family.yml", vars, "-vvv")
