@@ -80,15 +80,20 @@ MODULES := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
 
 .PHONY: modules collection
 
+# The JSON Schemas each module's options come from (gendoc's -schema and -options), as in the
+# module's go:generate line.
+DOC_SCHEMAS_image_build := -schema schema/build-params.schema.json
+DOC_SCHEMAS_image_family := -schema schema/family.schema.json -options modules/image_family/options.schema.json
+
 ## modules: every Ansible module into playbooks/library/ (static, stripped) with its sidecar docs
 ## (generated from the schema and the module's docs.yml)
 modules:
 	@mkdir -p playbooks/library
-	@set -e; for m in $(MODULES); do \
-	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o playbooks/library/$$m ./modules/$$m; \
-	  $(GO) run ./internal/ansible/gendoc -name $$m -schema schema/build-params.schema.json -prose modules/$$m/docs.yml -sidecar playbooks/library/$$m.yml; \
-	  echo "playbooks/library/$$m: $$(stat -c %s playbooks/library/$$m) bytes"; \
-	done
+	@set -e; $(foreach m,$(MODULES), \
+	  $(if $(DOC_SCHEMAS_$(m)),,echo "Makefile: set DOC_SCHEMAS_$(m)" >&2; exit 1;) \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o playbooks/library/$(m) ./modules/$(m); \
+	  $(GO) run ./internal/ansible/gendoc -name $(m) $(DOC_SCHEMAS_$(m)) -prose modules/$(m)/docs.yml -sidecar playbooks/library/$(m).yml; \
+	  echo "playbooks/library/$(m): $$(stat -c %s playbooks/library/$(m)) bytes";)
 
 ## ansible-gates: ansible-test sanity, ansible-lint and galaxy-importer on the built collection
 ansible-gates:

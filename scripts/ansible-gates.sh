@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Ansible's own gates on the imagebuilder.images collection, as Galaxy and a collection's CI run
 # them: builds the collection (scripts/build-collection.sh), installs the tarball, and runs
-#   1. ansible-doc -t module -l imagebuilder.images: lists image_build with its description, and
-#      no per-platform binary as a module;
+#   1. ansible-doc -t module -l imagebuilder.images: lists image_build and image_family with their
+#      descriptions, and no per-platform binary as a module;
 #   2. ansible-test sanity on the installed collection (ignores in tests/sanity/ignore-*.txt);
 #   3. ansible-lint on playbooks/ and on the collection (.ansible-lint), and on a playbook with a
 #      misspelt option, which it must report (its args rule checks image_build's options);
+#      likewise for image_family (a misspelt run option), whose tasks in playbooks/family.yml are
+#      checked against its argument spec;
 #   4. galaxy-importer (the importer Galaxy runs), without its ansible-test step (2. is that)
-#      and without containers; it must find the module and its documentation.
+#      and without containers; it must find the modules and their documentation.
 # Every tool comes from the virtualenv scripts/testenv.sh makes (IMAGEBUILDER_TEST_GATES_BIN);
 # after `scripts/testenv.sh up` nothing is downloaded. Called by `make test`.
 # Usage: scripts/ansible-gates.sh [WORKDIR] (default: a temporary directory, removed).
@@ -39,6 +41,7 @@ step "ansible-doc -t module -l imagebuilder.images"
 list=$("$gates/ansible-doc" -t module -l imagebuilder.images 2>&1) || fail "ansible-doc -l: $list"
 echo "$list"
 grep -Eq '^imagebuilder\.images\.image_build +Build container images' <<<"$list" || fail "ansible-doc -l does not list image_build with its description"
+grep -Eq '^imagebuilder\.images\.image_family +Build a family' <<<"$list" || fail "ansible-doc -l does not list image_family with its description"
 if grep -q 'linux_' <<<"$list"; then fail "ansible-doc -l lists a per-platform binary as a module"; fi
 
 step "ansible-test sanity"
@@ -52,6 +55,10 @@ bad=$(cd "$root/modules/image_build/testdata" && "$gates/ansible-lint" --nocolor
 grep -q 'args\[module\].*platfroms' <<<"$bad" || fail "ansible-lint did not check image_build's options (no args[module] for platfroms):
 $bad"
 echo "ansible-lint reports a misspelt image_build option: $(grep -o 'Unsupported parameters.*' <<<"$bad" | head -n1)"
+bad=$(cd "$root/modules/image_family/testdata" && "$gates/ansible-lint" --nocolor -c /dev/null lint-bad-args.yml 2>&1 || true)
+grep -q 'args\[module\].*keep_goin' <<<"$bad" || fail "ansible-lint did not check image_family's options (no args[module] for keep_goin):
+$bad"
+echo "ansible-lint reports a misspelt image_family option: $(grep -o 'Unsupported parameters.*' <<<"$bad" | head -n1)"
 
 step "galaxy-importer"
 cat >"$work/galaxy-importer.cfg" <<EOF
@@ -68,16 +75,18 @@ result = json.load(open(sys.argv[1]))
 modules = {c["name"]: c for c in result["contents"] if c["content_type"] == "module"}
 docs = {c["content_name"]: c for c in result["docs_blob"]["contents"] if c["content_type"] == "module"}
 problems = []
-if set(modules) != {"image_build"}:
-    problems.append("modules found: %s, want image_build only" % sorted(modules))
-if not (modules.get("image_build") or {}).get("description"):
-    problems.append("image_build has no description")
-doc = ((docs.get("image_build") or {}).get("doc_strings") or {}).get("doc") or {}
-if not doc.get("options") or not (docs["image_build"]["doc_strings"].get("return")):
-    problems.append("image_build's documentation (options, return) not found")
+want = {"image_build", "image_family"}
+if set(modules) != want:
+    problems.append("modules found: %s, want %s" % (sorted(modules), sorted(want)))
+for name in sorted(want):
+    if not (modules.get(name) or {}).get("description"):
+        problems.append("%s has no description" % name)
+    strings = (docs.get(name) or {}).get("doc_strings") or {}
+    if not (strings.get("doc") or {}).get("options") or not strings.get("return"):
+        problems.append("%s's documentation (options, return) not found" % name)
 if problems:
     sys.exit("\n".join(problems))
-print("galaxy-importer: module image_build, %d options documented" % len(doc["options"]))
+print("galaxy-importer: " + ", ".join("module %s, %d options documented" % (n, len(docs[n]["doc_strings"]["doc"]["options"])) for n in sorted(want)))
 PY
 
 step "all gates passed"

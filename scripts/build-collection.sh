@@ -5,10 +5,14 @@
 # linux/arm64 into binaries/linux_{amd64,arm64}/NAME (static, stripped), their SHA-256 in
 # binaries/SHA256SUMS, then runs `ansible-galaxy collection build`. The binaries live in binaries/, not in
 # plugins/modules/, so they are not public module names: the action plugin NAME picks one.
-# Usage: scripts/build-collection.sh [OUTDIR] (default dist). Prints the tarball's path on stdout;
-# the staged tree stays in OUTDIR/collection/ansible_collections/imagebuilder/images.
+# Usage: scripts/build-collection.sh [--stage-only] [OUTDIR] (default dist). Prints the tarball's
+# path on stdout; the staged tree stays in OUTDIR/collection/ansible_collections/imagebuilder/images.
+# With --stage-only it stops before the tarball (what runs from a collections path needs no
+# tarball; compressing 100 MB of binaries is most of the time) and prints the staged tree's path.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+stage_only=
+if [[ ${1:-} == --stage-only ]]; then stage_only=1; shift; fi
 out=${1:-$root/dist}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -37,6 +41,7 @@ for dir in modules/*/; do
   done
 done
 (cd "$stage/binaries" && sha256sum -- */* >SHA256SUMS)
+if [[ -n $stage_only ]]; then echo "$stage"; exit 0; fi
 
 "$galaxy" collection build --force --output-path "$out" "$stage" >&2
 version=$(sed -n 's/^version: *//p' "$root/collection/galaxy.yml")

@@ -41,8 +41,13 @@ for arch in amd64 arm64; do
 done
 
 contents=$(tar -tzf "$dist/imagebuilder-images-$collection_version.tar.gz")
-for f in MANIFEST.json LICENSE plugins/modules/image_build.py plugins/action/image_build.py binaries/SHA256SUMS binaries/linux_amd64/image_build binaries/linux_arm64/image_build; do
+for f in MANIFEST.json LICENSE plugins/plugin_utils/binary_module.py binaries/SHA256SUMS; do
 	grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
+done
+for m in image_build image_family; do
+	for f in plugins/modules/$m.py plugins/action/$m.py binaries/linux_amd64/$m binaries/linux_arm64/$m; do
+		grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
+	done
 done
 [[ $(head -c 4 "$dist/imagebuilder.csar" | od -An -tx1 | tr -d ' \n') == 504b0304 ]] || fail "imagebuilder.csar is not a zip"
 grep -aqF TOSCA-Metadata/TOSCA.meta "$dist/imagebuilder.csar" || fail "imagebuilder.csar lacks TOSCA-Metadata/TOSCA.meta"

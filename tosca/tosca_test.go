@@ -183,13 +183,17 @@ func TestResultTypesMirrorResult(t *testing.T) {
 	}
 }
 
-// TestNoStrayDataTypes: every data type mirrors either the schema or the result model.
+// TestNoStrayDataTypes: every data type mirrors either the schema or the result model (the
+// build's and the family report's).
 func TestNoStrayDataTypes(t *testing.T) {
 	s, err := tosca.ParseSchema(schema.BuildParams)
 	if err != nil {
 		t.Fatal(err)
 	}
 	known := map[string]bool{typePrefix + "BuiltImage": true, typePrefix + "BaseChange": true}
+	for _, name := range familyResultTypes {
+		known[typePrefix+name] = true
+	}
 	for _, def := range s.Defs() {
 		known[typePrefix+def] = true
 	}
@@ -387,7 +391,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildCSAR builds the image_build module and the CSAR, and returns the staging directory and
+// buildCSAR builds the modules and the CSAR, and returns the staging directory and
 // the CSAR file.
 func buildCSAR(t *testing.T) (stage, csar string) {
 	t.Helper()
@@ -397,12 +401,14 @@ func buildCSAR(t *testing.T) (stage, csar string) {
 			return
 		}
 		lib := filepath.Join(b.dir, "library")
-		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
-			"-o", filepath.Join(lib, "image_build"), "../modules/image_build")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("building the image_build module: %v\n%s", err, out)
-			return
+		for _, m := range []string{"image_build", "image_family"} {
+			build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
+				"-o", filepath.Join(lib, m), "../modules/"+m)
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				b.err = fmt.Errorf("building the %s module: %v\n%s", m, err, out)
+				return
+			}
 		}
 		b.stage, b.csar = filepath.Join(b.dir, "csar"), filepath.Join(b.dir, "imagebuilder.csar")
 		if out, err := exec.Command("./build-csar.sh", ".", lib, b.stage, b.csar).CombinedOutput(); err != nil {
@@ -487,6 +493,12 @@ func TestOperaValidate(t *testing.T) {
 	abs, _ := filepath.Abs("examples/git.yaml")
 	if out := o.must("validate", "-e", "-i", abs, stage); !strings.Contains(out, "Validation of images_0 complete") {
 		t.Errorf("opera validate -e: the executors were not validated:\n%s", out)
+	}
+	// The family template, in the staged CSAR root, with its example inputs; and its executors.
+	famInputs, _ := filepath.Abs("examples/family/inputs.yaml")
+	o.must("validate", filepath.Join(stage, familyTemplate))
+	if out := o.must("validate", "-e", "-i", famInputs, filepath.Join(stage, familyTemplate)); !strings.Contains(out, "Validation of family_0 complete") {
+		t.Errorf("opera validate -e %s: the executors were not validated:\n%s", familyTemplate, out)
 	}
 
 	// opera checks the names of the inputs, not their values (see also TestOperaDeploy), as the

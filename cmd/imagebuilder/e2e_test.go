@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,8 +23,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/imagebuilder/imagebuilder/internal/result"
@@ -171,35 +168,7 @@ func indexPlatforms(t *testing.T, ref string, opts ...remote.Option) []string {
 // fileIn reads a file from the image at ref for a platform ("" for a single-platform image).
 func fileIn(t *testing.T, ref, platform, path string, opts ...remote.Option) string {
 	t.Helper()
-	r, _ := name.ParseReference(ref, name.Insecure)
-	if platform != "" {
-		p, err := v1.ParsePlatform(platform)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts = append(opts, remote.WithPlatform(*p))
-	}
-	img, err := remote.Image(r, opts...)
-	if err != nil {
-		t.Fatalf("reading image %s (%s): %v", ref, platform, err)
-	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	want := strings.TrimPrefix(path, "/")
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			t.Fatalf("%s not in %s (%s)", path, ref, platform)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimPrefix(h.Name, "./") == want {
-			data, _ := io.ReadAll(tr)
-			return string(data)
-		}
-	}
+	return testenv.FileInImage(t, ref, platform, path, opts...)
 }
 
 // endpoints are the build engines every scenario runs on.

@@ -77,6 +77,26 @@ func SpecFromSchema(schemaJSON []byte) (Spec, error) {
 	return root, nil
 }
 
+// SpecFromSchemas is SpecFromSchema of each document, merged: a module whose options are one
+// document's (a family file) plus options of its own (how to run it) declares both. An option
+// named in two documents is an error naming it.
+func SpecFromSchemas(schemas ...[]byte) (Spec, error) {
+	out := Spec{}
+	for i, data := range schemas {
+		spec, err := SpecFromSchema(data)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range spec.Names() {
+			if _, clash := out[name]; clash {
+				return nil, fmt.Errorf("option %q is declared by schema %d and by an earlier one", name, i+1)
+			}
+			out[name] = spec[name]
+		}
+	}
+	return out, nil
+}
+
 // optionOf is the option of one schema property (without its suboptions).
 func optionOf(p *schemawalk.Property) *Option {
 	s := p.Schema

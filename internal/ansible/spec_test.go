@@ -163,3 +163,21 @@ func TestNormalize(t *testing.T) {
 		t.Errorf("no warning names source.git_repo.version: %q", warnings)
 	}
 }
+
+// TestSpecFromSchemas: a module's own options join the document's; a name declared twice is an
+// error naming it.
+func TestSpecFromSchemas(t *testing.T) {
+	doc := []byte(`{"type": "object", "properties": {"name": {"type": "string"}, "token": {"type": "string", "writeOnly": true}}}`)
+	own := []byte(`{"type": "object", "properties": {"jobs": {"type": "integer"}}}`)
+	spec, err := SpecFromSchemas(doc, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Names(); len(got) != 3 || spec["jobs"].Type != "int" || !spec["token"].NoLog {
+		t.Errorf("merged spec: %v", got)
+	}
+	clash := []byte(`{"type": "object", "properties": {"name": {"type": "boolean"}}}`)
+	if _, err := SpecFromSchemas(doc, clash); err == nil || !strings.Contains(err.Error(), `"name"`) {
+		t.Errorf("a clash gave %v, want an error naming the option", err)
+	}
+}

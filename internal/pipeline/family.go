@@ -84,8 +84,13 @@ type member struct {
 	ignore   []byte
 	selected bool
 	out      *result.FamilyImage
-	pins     map[string]string // reference -> repository@digest this build used
-	served   *registry.Image   // what its tag served before the run (nil: nothing)
+	served   *registry.Image // what its tag served before the run (nil: nothing)
+
+	decided   sync.Once // its decision once its parents are done (a split image's tasks share it)
+	decideErr error
+	logOnce   sync.Once
+	logErr    error
+	closeLog  func() // closes its build log (nil without one)
 }
 
 // RunFamily builds a family: every selected image in dependency order, each FROM its parents'
@@ -525,7 +530,6 @@ func (fr *familyRun) decide(ctx context.Context, m *member) error {
 	if err != nil {
 		return &Error{Image: m.img.Name, Step: result.StepInject, Err: err}
 	}
-	m.pins = pins
 	ir := m.ir
 	ir.buildArgs = copyMap(m.args)
 	for k, v := range pinned.BuildArgs {
@@ -628,38 +632,58 @@ func (fr *familyRun) inputs(m *member, pinned []byte) string {
 func (fr *familyRun) build(ctx context.Context) error {
 	// What the plan skips is done: only the rest is scheduled, after its parents that build.
 	var tasks []schedule.Task
+	var scheduled []*member
 	building := func(m *member) bool { return m.selected && m.out.Decision != result.DecisionSkip }
 	for _, n := range fr.order {
 		m := fr.images[n]
 		if !building(m) {
 			continue
 		}
-		t := schedule.Task{ID: n, Platforms: m.img.Platforms}
+		var deps []string
 		for _, e := range fr.g.Parents(n) {
-			if building(fr.images[e.Parent]) && !slices.Contains(t.Deps, e.Parent) {
-				t.Deps = append(t.Deps, e.Parent)
+			if building(fr.images[e.Parent]) && !slices.Contains(deps, e.Parent) {
+				deps = append(deps, e.Parent)
 			}
 		}
-		tasks = append(tasks, t)
+		tasks = append(tasks, fr.imageTasks(n, m.ir, deps)...)
+		scheduled = append(scheduled, m)
 	}
 	opts := fr.scheduleOptions(fr.fopts.KeepGoing, fr.fopts.Jobs)
-	opts.Event = fr.progressEvent(len(tasks), opts.Event)
+	opts.Event = fr.progressEvent(len(scheduled), opts.Event)
 	outcomes := schedule.Run(ctx, tasks, opts, func(ctx context.Context, t schedule.Task, endpoint string) error {
-		m := fr.images[t.ID]
-		// The parents are done: decide with their digests.
-		if err := fr.decide(ctx, m); err != nil {
+		name, platform := platformTask(t.ID)
+		m := fr.images[name]
+		// The parents are done: decide with their digests (once, for all of a split image's
+		// tasks).
+		m.decided.Do(func() { m.decideErr = fr.decide(ctx, m) })
+		if m.decideErr != nil || m.out.Decision == result.DecisionSkip {
+			return m.decideErr
+		}
+		if err := fr.openLog(m); err != nil {
 			return err
 		}
-		if m.out.Decision == result.DecisionSkip {
-			return nil
+		switch {
+		case platform != "":
+			return fr.buildPlatform(ctx, m.ir, platform, endpoint)
+		case m.ir.split:
+			if err := fr.joinPlatforms(ctx, m.ir); err != nil {
+				return err
+			}
+		default:
+			if err := fr.buildImage(ctx, m.ir, endpoint); err != nil {
+				return err
+			}
 		}
-		if err := fr.buildMember(ctx, m, endpoint); err != nil {
-			return err
-		}
-		return fr.platformDigests(ctx, m)
+		fr.mu.Lock()
+		m.out.Platforms = m.ir.out.PlatformBuilds
+		fr.mu.Unlock()
+		return nil
 	})
-	for _, t := range tasks {
-		fr.record(fr.images[t.ID], outcomes[t.ID])
+	for _, m := range scheduled {
+		if m.closeLog != nil {
+			m.closeLog()
+		}
+		fr.record(m, combine(outcomes, m.img.Name, m.img.Platforms, m.ir.split))
 	}
 	return ctx.Err()
 }
@@ -670,6 +694,7 @@ func (fr *familyRun) progressEvent(total int, next func(schedule.Event)) func(sc
 	var running []string
 	done := 0
 	return func(e schedule.Event) {
+		image, platform := platformTask(e.Task)
 		switch e.Kind {
 		case schedule.EventStarted:
 			if !slices.Contains(running, e.Task) {
@@ -677,17 +702,26 @@ func (fr *familyRun) progressEvent(total int, next func(schedule.Event)) func(sc
 			}
 		case schedule.EventFinished:
 			running = slices.DeleteFunc(running, func(n string) bool { return n == e.Task })
+			if platform != "" {
+				fr.log("%s: %s", e.Task, e.State) // one platform of a split image
+				return
+			}
 			done++
 			what := string(e.State)
 			if e.State == schedule.Done {
-				what = fr.images[e.Task].out.Decision
+				what = fr.images[image].out.Decision
 			}
-			fr.log("%s: %s", e.Task, what)
+			fr.log("%s: %s", image, what)
 		default:
 			next(e)
 			return
 		}
-		fr.log("family: %d/%d done, %d running, %d queued%s", done, total, len(running), total-done-len(running), runningList(running))
+		images := map[string]bool{}
+		for _, n := range running {
+			image, _ := platformTask(n)
+			images[image] = true
+		}
+		fr.log("family: %d/%d done, %d running, %d queued%s", done, total, len(images), total-done-len(images), runningList(running))
 	}
 }
 
@@ -698,25 +732,36 @@ func runningList(names []string) string {
 	return " (" + strings.Join(names, ", ") + ")"
 }
 
-// buildMember builds one image, its progress going to its log when --logs asks for one.
-func (fr *familyRun) buildMember(ctx context.Context, m *member, endpoint string) error {
-	ir := m.ir
-	ir.progress = fr.opts.Progress
-	if dir := fr.fopts.LogsDir; dir != "" {
+// openLog opens the image's build log, once, when --logs asks for one: its builds' progress goes
+// there too.
+func (fr *familyRun) openLog(m *member) error {
+	m.logOnce.Do(func() {
+		ir := m.ir
+		ir.progress = fr.opts.Progress
+		dir := fr.fopts.LogsDir
+		if dir == "" {
+			return
+		}
 		name := filepath.Join(dir, m.img.Name+".log")
 		f, err := os.Create(name)
 		if err != nil {
-			return fmt.Errorf("creating the build log: %w", err)
+			m.logErr = fmt.Errorf("creating the build log: %w", err)
+			return
 		}
-		defer f.Close()
 		w := fr.red.Writer(f)
-		defer w.Close()
 		pr, err := progress.New(w, progress.Plain)
 		if err != nil {
-			return err
+			w.Close()
+			f.Close()
+			m.logErr = err
+			return
 		}
-		defer pr.Close()
 		m.out.Log = name
+		m.closeLog = func() {
+			pr.Close()
+			w.Close()
+			f.Close()
+		}
 		tee := ir.progress
 		ir.progress = func(s *client.SolveStatus) {
 			pr.Status(s)
@@ -724,20 +769,8 @@ func (fr *familyRun) buildMember(ctx context.Context, m *member, endpoint string
 				tee(s)
 			}
 		}
-	}
-	return fr.buildImage(ctx, ir, endpoint)
-}
-
-// platformDigests records the manifest digest of each platform the image's digest serves.
-func (fr *familyRun) platformDigests(ctx context.Context, m *member) error {
-	ms, err := fr.reg.Manifests(ctx, m.img.Repository+"@"+m.ir.out.Digest)
-	if err != nil {
-		return &Error{Image: m.img.Name, Step: result.StepPush, Err: err}
-	}
-	fr.mu.Lock()
-	m.out.Platforms = platformDigests(ms)
-	fr.mu.Unlock()
-	return nil
+	})
+	return m.logErr
 }
 
 func platformDigests(ms []registry.Manifest) []result.PlatformDigest {

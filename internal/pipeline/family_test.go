@@ -37,9 +37,15 @@ func poolFamily(t *testing.T, reg, base, ns, nonce string, n int, endpoints ...s
 		}
 		fmt.Fprintf(&doc, "  - {name: %s, source: main, context: %s}\n", name, name)
 	}
-	f, err := family.Load([]byte(doc.String()))
+	return loadFamily(t, doc.String(), dir)
+}
+
+// loadFamily loads and expands a family document whose relative paths are relative to dir.
+func loadFamily(t *testing.T, doc, dir string) *family.Family {
+	t.Helper()
+	f, err := family.Load([]byte(doc))
 	if err != nil {
-		t.Fatalf("%v\n%s", err, doc.String())
+		t.Fatalf("%v\n%s", err, doc)
 	}
 	f.Dir = dir
 	fam, err := f.Expand(family.ExpandOptions{Now: time.Now(), Getenv: func(string) (string, bool) { return "", false }})

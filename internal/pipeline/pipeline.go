@@ -119,6 +119,10 @@ type imageRun struct {
 	ssh        []builder.SSHForward
 	endpoint   string                    // the pool endpoint it built on
 	progress   func(*client.SolveStatus) // where its build's progress goes (nil: the run's)
+	split      bool                      // built one platform per task (see split.go)
+
+	mu             imageMutex
+	platformBuilds []result.PlatformDigest // a split image's platform builds, as they finish
 }
 
 func (ir *imageRun) progressFunc(def func(*client.SolveStatus)) func(*client.SolveStatus) {
@@ -711,28 +715,35 @@ func (r *run) unchanged(ctx context.Context, ir *imageRun) bool {
 // build builds and pushes every image by digest, each on a free engine of the pool, at the same
 // time as far as the pool allows; no tag moves here. The first failure stops the others.
 func (r *run) build(ctx context.Context) error {
-	tasks := make([]schedule.Task, len(r.images))
+	var tasks []schedule.Task
 	byID := map[string]*imageRun{}
 	for i, ir := range r.images {
 		id := strconv.Itoa(i)
-		tasks[i] = schedule.Task{ID: id, Platforms: ir.req.Platforms}
+		tasks = append(tasks, r.imageTasks(id, ir, nil)...)
 		byID[id] = ir
 	}
 	outcomes := schedule.Run(ctx, tasks, r.scheduleOptions(false, 0), func(ctx context.Context, t schedule.Task, endpoint string) error {
-		return r.buildImage(ctx, byID[t.ID], endpoint)
+		id, platform := platformTask(t.ID)
+		ir := byID[id]
+		switch {
+		case platform != "":
+			return r.buildPlatform(ctx, ir, platform, endpoint)
+		case ir.split:
+			return r.joinPlatforms(ctx, ir)
+		}
+		return r.buildImage(ctx, ir, endpoint)
 	})
 	// The first failure in request order is the request's: the others were stopped by it.
-	for _, t := range tasks {
-		if o := outcomes[t.ID]; o != nil && o.State == schedule.Failed {
-			return o.Err
-		}
+	if err := firstFailure(tasks, outcomes); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for _, t := range tasks {
 		if o := outcomes[t.ID]; o == nil || o.State != schedule.Done {
-			return &Error{Image: byID[t.ID].out.Ref, Step: result.StepBuild, Err: errors.New("not built")}
+			id, _ := platformTask(t.ID)
+			return &Error{Image: byID[id].out.Ref, Step: result.StepBuild, Err: errNotBuilt}
 		}
 	}
 	return nil
@@ -761,36 +772,23 @@ func (r *run) scheduleEvent(e schedule.Event) {
 	}
 }
 
-// buildImage builds one image on an engine of the pool and pushes it by digest.
+// buildImage builds one image, all its platforms, on an engine of the pool and pushes it by
+// digest.
 func (r *run) buildImage(ctx context.Context, ir *imageRun, endpoint string) error {
-	bld, err := r.pool.get(ctx, endpoint)
-	if err != nil {
-		return &Error{Image: ir.out.Ref, Step: result.StepBuild, Err: err}
-	}
 	ir.endpoint = endpoint
 	r.log("building %s for %v on %s", ir.out.Ref, ir.out.Platforms, r.pool.describe(endpoint))
-	br, err := bld.Build(ctx, builder.Request{
-		ContextDir:  ir.contextDir,
-		Dockerfile:  ir.dockerfile,
-		Platforms:   ir.req.Platforms,
-		BuildArgs:   ir.buildArgs,
-		Target:      ir.req.Target,
-		Labels:      ir.labels,
-		NoCache:     r.p.Builder != nil && r.p.Builder.NoCache,
-		Pull:        r.p.Builder != nil && r.p.Builder.Pull,
-		Repository:  ir.out.Repository,
-		Insecure:    r.p.Target.Registry.Insecure,
-		Credentials: r.credentials(ctx),
-		Publisher:   r.reg,
-		Secrets:     ir.secrets,
-		SSH:         ir.ssh,
-		Progress:    ir.progressFunc(r.opts.Progress),
-	})
+	br, err := r.buildOn(ctx, ir, ir.req.Platforms, endpoint)
 	if err != nil {
-		return &Error{Image: ir.out.Ref, Step: buildStep(err), Err: err}
+		return err
 	}
 	ir.out.Digest = br.Digest
 	ir.out.Platforms = br.Platforms
+	ir.out.PlatformBuilds = nil
+	if ms, err := r.reg.Manifests(ctx, ir.out.Repository+"@"+br.Digest); err == nil {
+		for _, m := range ms {
+			ir.out.PlatformBuilds = append(ir.out.PlatformBuilds, result.PlatformDigest{Platform: m.Platform, Endpoint: r.pool.describe(endpoint), Digest: m.Digest})
+		}
+	}
 	r.log("%s: pushed %s", ir.out.Ref, br.Digest)
 	return nil
 }

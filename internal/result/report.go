@@ -78,9 +78,11 @@ type FamilyImage struct {
 	Error string `json:"error,omitempty"`
 }
 
-// PlatformDigest is one platform of an image.
+// PlatformDigest is one platform of an image: its manifest digest and, once built, the engine
+// that built it.
 type PlatformDigest struct {
 	Platform string `json:"platform"`
+	Endpoint string `json:"endpoint,omitempty"`
 	Digest   string `json:"digest,omitempty"`
 }
 
@@ -116,6 +118,14 @@ func (r *Report) Summary() string {
 	return fmt.Sprintf("%s: %s", verb, strings.Join(parts, ", "))
 }
 
+// PushedTags are the tags a build moves: the stage tags when staged, else the tags.
+func (img FamilyImage) PushedTags() []string {
+	if len(img.StageTags) > 0 {
+		return img.StageTags
+	}
+	return img.Tags
+}
+
 // Digests maps every tag of every built or skipped image (REPOSITORY:TAG) to its digest.
 func (r *Report) Digests() map[string]string {
 	out := map[string]string{}
@@ -123,13 +133,22 @@ func (r *Report) Digests() map[string]string {
 		if img.Digest == "" || img.Decision == DecisionPull || img.Decision == DecisionFailed || img.Decision == DecisionParentFailed {
 			continue
 		}
-		tags := img.Tags
-		if len(img.StageTags) > 0 {
-			tags = img.StageTags
-		}
-		for _, t := range tags {
+		for _, t := range img.PushedTags() {
 			out[img.Repository+":"+t] = img.Digest
 		}
 	}
 	return out
+}
+
+// TagDiff is Result.TagDiff for the family's images that were built or skipped (or, in a plan,
+// would be): every tag mapped to the digest it pointed at before and the one it points at now.
+// Pulled references and images that failed are left out: their tags did not move.
+func (r *Report) TagDiff() (before, after map[string]string) {
+	var images []tagState
+	for _, img := range r.Images {
+		if img.Decision == DecisionBuild || img.Decision == DecisionSkip {
+			images = append(images, tagState{img.Repository, img.PushedTags(), img.Previous, img.Digest})
+		}
+	}
+	return tagDiff(r.DryRun, images)
 }

@@ -53,6 +53,10 @@ type Image struct {
 	Digest string `json:"digest,omitempty"`
 	// Platforms built (or to be built), os/arch[/variant].
 	Platforms []string `json:"platforms"`
+	// PlatformBuilds lists each platform's build: the engine that built it and its manifest
+	// digest (a pool with native per-platform engines builds the platforms apart and joins
+	// them into one index).
+	PlatformBuilds []PlatformDigest `json:"platform_builds,omitempty"`
 	// Base is the first base replaced in this variant, or null.
 	Base *BaseChange `json:"base"`
 	// Bases lists every replaced base when there are several.
@@ -139,17 +143,33 @@ const RebuiltMarker = "(rebuilt; digest known after the build)"
 // (tags that did not exist are absent) and the digest it points at now (in a dry run, the
 // digest it keeps, or RebuiltMarker).
 func (r *Result) TagDiff() (before, after map[string]string) {
+	images := make([]tagState, len(r.Images))
+	for i, img := range r.Images {
+		images[i] = tagState{img.Repository, img.PushedTags(), img.Previous, img.Digest}
+	}
+	return tagDiff(r.DryRun, images)
+}
+
+// tagState is what TagDiff reads of one image.
+type tagState struct {
+	repository string
+	tags       []string
+	previous   map[string]string
+	digest     string
+}
+
+func tagDiff(dryRun bool, images []tagState) (before, after map[string]string) {
 	before, after = map[string]string{}, map[string]string{}
-	for _, img := range r.Images {
-		for _, tag := range img.PushedTags() {
-			ref := img.Repository + ":" + tag
-			if d := img.Previous[tag]; d != "" {
+	for _, img := range images {
+		for _, tag := range img.tags {
+			ref := img.repository + ":" + tag
+			if d := img.previous[tag]; d != "" {
 				before[ref] = d
 			}
 			switch {
-			case img.Digest != "":
-				after[ref] = img.Digest
-			case r.DryRun:
+			case img.digest != "":
+				after[ref] = img.digest
+			case dryRun:
 				after[ref] = RebuiltMarker
 			}
 		}

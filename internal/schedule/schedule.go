@@ -66,7 +66,9 @@ type Endpoint struct {
 	Name string
 	// Jobs is how many tasks the endpoint runs at once; 0 means 1.
 	Jobs int
-	// Platforms the endpoint builds; empty means any.
+	// Platforms the endpoint builds natively; empty means any (emulating what is not its
+	// own). A task with platforms goes to an endpoint that declares them while one is alive,
+	// and only then to one that declares none: emulation is the fallback.
 	Platforms []string
 }
 
@@ -351,14 +353,29 @@ func (r *run) loop(ctx context.Context) {
 func (r *run) fitting(t Task) []*endpointState {
 	var out []*endpointState
 	for _, e := range r.eps {
-		if supports(e.Platforms, t.Platforms) {
+		if Supports(e.Platforms, t.Platforms) {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-func supports(have, want []string) bool {
+// eligible reports whether t may run on e: e supports t's platforms, and, when some live
+// endpoint declares them (builds them natively), e is one of those.
+func (r *run) eligible(e *endpointState, t Task) bool {
+	if e.dead || !Supports(e.Platforms, t.Platforms) {
+		return false
+	}
+	if len(e.Platforms) > 0 || len(t.Platforms) == 0 {
+		return true
+	}
+	return !slices.ContainsFunc(r.eps, func(n *endpointState) bool {
+		return !n.dead && len(n.Platforms) > 0 && Supports(n.Platforms, t.Platforms)
+	})
+}
+
+// Supports reports whether an endpoint declaring have (empty: any) builds all of want.
+func Supports(have, want []string) bool {
 	if len(have) == 0 {
 		return true
 	}
@@ -411,7 +428,7 @@ func (r *run) dispatch() {
 		var alive int
 		bestIdx := -1
 		for ei, e := range r.eps {
-			if e.dead || !supports(e.Platforms, r.tasks[i].Platforms) {
+			if !r.eligible(e, r.tasks[i]) {
 				continue
 			}
 			alive++

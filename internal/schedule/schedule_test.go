@@ -325,6 +325,42 @@ func TestPlatforms(t *testing.T) {
 	})
 }
 
+// TestNativeFirst: a task with platforms waits for an endpoint that declares them (builds them
+// natively) rather than run emulated on a free endpoint that declares none; once the native
+// endpoints are lost, the others take it (emulation as the fallback).
+func TestNativeFirst(t *testing.T) {
+	eps := []Endpoint{
+		{Name: "any", Jobs: 4},
+		{Name: "arm", Jobs: 1, Platforms: []string{"linux/arm64"}},
+	}
+	tasks := []Task{
+		{ID: "arm1", Platforms: []string{"linux/arm64"}},
+		{ID: "arm2", Platforms: []string{"linux/arm64"}},
+		{ID: "amd", Platforms: []string{"linux/amd64"}},
+		{ID: "plain"},
+	}
+	rec := newRecorder()
+	out := Run(context.Background(), tasks, Options{Endpoints: eps}, rec.do(nil))
+	wantStates(t, out, map[string]State{"arm1": Done, "arm2": Done, "amd": Done, "plain": Done})
+	for id, want := range map[string]string{"arm1": "arm", "arm2": "arm", "amd": "any"} {
+		if got := rec.ep[id]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s ran on %q, want %s", id, got, want)
+		}
+	}
+
+	lost := func(_ context.Context, _ Task, ep string) error {
+		if ep == "arm" {
+			return errLost
+		}
+		return nil
+	}
+	rec = newRecorder()
+	out = Run(context.Background(), tasks[:1], Options{Endpoints: eps}, rec.do(lost))
+	if out["arm1"].State != Done || strings.Join(rec.ep["arm1"], ",") != "arm,any" {
+		t.Errorf("after losing the native endpoint: %s on %v", out["arm1"].State, rec.ep["arm1"])
+	}
+}
+
 // errTransient and errLost are errors the default classifiers recognise.
 var (
 	errTransient = fmt.Errorf("pushing: %w", &net503{})

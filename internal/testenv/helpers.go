@@ -1,19 +1,24 @@
 package testenv
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -23,15 +28,7 @@ import (
 func GitRepo(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	WriteFiles(t, dir, files)
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
 		{"add", "-A"},
@@ -42,6 +39,20 @@ func GitRepo(t testing.TB, files map[string]string) string {
 		}
 	}
 	return dir
+}
+
+// WriteFiles writes files (paths relative to dir, which may have directories) under dir.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // GitRepoURL is GitRepo as a file:// URL.
@@ -78,6 +89,44 @@ func RegistryDigest(t testing.TB, ref string, auth authn.Authenticator) string {
 		t.Fatalf("HEAD %s: %v", ref, err)
 	}
 	return d.Digest.String()
+}
+
+// FileInImage reads a file from the image at ref for platform ("" for a single-platform image),
+// with opts (authentication, say); it fails the test when the file is not there.
+func FileInImage(t testing.TB, ref, platform, path string, opts ...remote.Option) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if platform != "" {
+		p, err := v1.ParsePlatform(platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, remote.WithPlatform(*p))
+	}
+	img, err := remote.Image(r, opts...)
+	if err != nil {
+		t.Fatalf("reading image %s (%s): %v", ref, platform, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	want := strings.TrimPrefix(path, "/")
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("%s not in %s (%s)", path, ref, platform)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "./") == want {
+			data, _ := io.ReadAll(tr)
+			return string(data)
+		}
+	}
 }
 
 // UniqueTag is a tag no other test run uses.

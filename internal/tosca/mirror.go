@@ -66,8 +66,9 @@ func (m Mirror) DataTypes(types map[string]DataType, defs ...string) []string {
 // returns every disagreement, one message each.
 //
 // Defaults must agree where the schema has one. A TOSCA default the schema does not have is a
-// disagreement too, except an empty map or list: TOSCA needs a value for an optional complex input or
-// property, and {} there means "not set" (the playbook leaves it out).
+// disagreement too, except an empty value (an empty map, list or string, or zero): TOSCA needs a
+// value for an optional input or property that an operation reads (opera refuses "an unset
+// value"), and an empty one there means "not set" (the playbook leaves it out).
 func (m Mirror) Properties(where string, props map[string]Property, def string) []string {
 	obj := m.Schema.doc.Def(def)
 	if obj == nil {
@@ -120,7 +121,7 @@ func (m Mirror) Properties(where string, props map[string]Property, def string) 
 		switch {
 		case js.Default != nil && !reflect.DeepEqual(p.Default, js.Default):
 			add("%s: default is %v, the schema says %v", at, show(p.Default), show(js.Default))
-		case js.Default == nil && p.Default != nil && !isEmptyMap(p.Default):
+		case js.Default == nil && p.Default != nil && !isEmpty(p.Default):
 			add("%s: default is %v, the schema has none", at, show(p.Default))
 		}
 		if desc := sp.Schema.Description; desc != "" && norm(p.Description) != desc {
@@ -195,13 +196,19 @@ func nested(typ, entry string) bool { return entry != "" || typ == "list" || typ
 // norm is a TOSCA description as one line (YAML block scalars may keep a final newline).
 func norm(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// isEmptyMap reports an empty map or list: "not set" for an optional complex input.
-func isEmptyMap(v any) bool {
+// isEmpty reports an empty map, list or string, or zero: "not set" for an optional input.
+func isEmpty(v any) bool {
 	switch v := v.(type) {
 	case map[string]any:
 		return len(v) == 0
 	case []any:
 		return len(v) == 0
+	case string:
+		return v == ""
+	case float64:
+		return v == 0
+	case int:
+		return v == 0
 	}
 	return false
 }

@@ -143,6 +143,20 @@ func TestMirror(t *testing.T) {
 			want: []string{"t.Params.insecure: default is true, the schema has none"},
 		},
 		{
+			name: "a non-empty default the schema lacks",
+			edit: func(d *Definitions) { setProp(d, "t.Params", "name", func(p *Property) { p.Default = "app" }) },
+			want: []string{`t.Params.name: default is "app", the schema has none`},
+		},
+		{
+			// An empty value is "not set": opera needs one for an optional input an operation reads.
+			name: "empty defaults the schema lacks",
+			edit: func(d *Definitions) {
+				setProp(d, "t.Params", "name", func(p *Property) { p.Default = "" })
+				setProp(d, "t.Params", "platforms", func(p *Property) { p.Default = []any{} })
+				setProp(d, "t.Params", "args", func(p *Property) { p.Default = map[string]any{} })
+			},
+		},
+		{
 			name: "property description",
 			edit: func(d *Definitions) { setProp(d, "t.Params", "name", func(p *Property) { p.Description = "A name." }) },
 			want: []string{`t.Params.name: description is "A name.", the schema says "The name."`},

@@ -7,7 +7,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,189 +17,41 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/imagebuilder/imagebuilder/internal/ansible"
+	"github.com/imagebuilder/imagebuilder/internal/ansibletest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
-const ansibleBinEnv = "IMAGEBUILDER_TEST_ANSIBLE_BIN"
+const ansibleBinEnv = ansibletest.BinEnv
 
-var (
-	collOnce sync.Once
-	collOut  string // scripts/build-collection.sh's output directory
-	collTar  string // the collection tarball
-	collErr  error
-)
-
-// TestMain removes the collection that collection() builds once for all tests.
+// TestMain removes the collection that ansibletest.Collection builds once for all tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if collOut != "" {
-		os.RemoveAll(collOut)
-	}
+	ansibletest.Cleanup()
 	os.Exit(code)
 }
 
-// repoRoot is the repository's root directory (this package is modules/image_build).
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
+// Shorthands for this package's tests.
+var (
+	ansibleEnv = ansibletest.Env
+	runAnsible = ansibletest.Command
+	taskStatus = ansibletest.TaskStatus
+)
 
-// collection builds the imagebuilder.images collection with scripts/build-collection.sh, once
-// per test process, and returns the collections path that holds it staged
-// (ansible_collections/imagebuilder/images) and the tarball.
-func collection(t *testing.T) (path, tarball string) {
-	t.Helper()
-	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
-	root := repoRoot(t)
-	collOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "imagebuilder-collection")
-		if err != nil {
-			collErr = err
-			return
-		}
-		collOut = dir
-		cmd := exec.Command(filepath.Join(root, "scripts", "build-collection.sh"), dir)
-		cmd.Env = append(os.Environ(), "ANSIBLE_GALAXY="+filepath.Join(bin, "ansible-galaxy"))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			collErr = fmt.Errorf("build-collection.sh: %v\n%s", err, stderr.String())
-			return
-		}
-		collTar = strings.TrimSpace(string(out))
-	})
-	if collErr != nil {
-		t.Fatal(collErr)
-	}
-	return filepath.Join(collOut, "collection"), collTar
-}
-
-// moduleFile is the binary of the collection built by collection() for this machine.
-func moduleFile(t *testing.T) string {
-	path, _ := collection(t)
-	return filepath.Join(path, "ansible_collections", "imagebuilder", "images", "binaries", "linux_amd64", "image_build")
-}
-
-type playRun struct {
-	out  string // stdout and stderr of ansible-playbook
-	code int
-}
-
-// ansibleEnv is the environment of every ansible command: the playbooks' ansible.cfg, the
-// collection built by the test, temporary directories of the test's own, no colours.
-func ansibleEnv(t *testing.T, extra ...string) []string {
-	t.Helper()
-	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
-	colls, _ := collection(t)
-	tmp := t.TempDir()
-	env := append(os.Environ(),
-		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"ANSIBLE_CONFIG="+filepath.Join(repoRoot(t), "playbooks", "ansible.cfg"),
-		"ANSIBLE_COLLECTIONS_PATH="+colls,
-		"ANSIBLE_LOCAL_TEMP="+filepath.Join(tmp, "local"),
-		"ANSIBLE_REMOTE_TEMP="+filepath.Join(tmp, "remote"),
-		"ANSIBLE_NOCOLOR=1",
-		"ANSIBLE_FORCE_COLOR=0",
-		"ANSIBLE_STDOUT_CALLBACK=default",
-		"ANSIBLE_DISPLAY_ARGS_TO_STDOUT=0",
-	)
-	return append(env, extra...)
-}
-
-// runAnsible runs one of the venv's ansible commands. ansible-playbook gets a module cache of the
-// test's own (imagebuilder_module_cache), unless args set one.
-func runAnsible(t *testing.T, env []string, command string, args ...string) playRun {
-	t.Helper()
-	bin := testenv.Require(t, ansibleBinEnv)[ansibleBinEnv]
-	if command == "ansible-playbook" && !strings.Contains(strings.Join(args, " "), "imagebuilder_module_cache=") {
-		args = append([]string{"-e", "imagebuilder_module_cache=" + filepath.Join(t.TempDir(), "modules")}, args...)
-	}
-	cmd := exec.Command(filepath.Join(bin, command), args...)
-	cmd.Dir = filepath.Join(repoRoot(t), "playbooks")
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	r := playRun{out: string(out)}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s: %v", command, err)
-	}
-	// With -vvv, the action plugin names the module file it ran: it must be one of the
-	// collection built here (staged, or installed by a test into its temporary directory).
-	colls, _ := collection(t)
-	for _, m := range usingModule.FindAllStringSubmatch(r.out, -1) {
-		if !strings.HasPrefix(m[1], colls+"/") && !strings.HasPrefix(m[1], os.TempDir()+"/Test") {
-			t.Fatalf("the module that ran (%s) is not one of the collection this test built (%s)", m[1], colls)
-		}
-	}
-	return r
-}
-
-var usingModule = regexp.MustCompile(`(?m)^Using module file (\S*/image_build)$`)
+type playRun = ansibletest.Run
 
 // buildPlaybook runs playbooks/build.yml with the build params inline (as extra vars from a
 // file) and returns the run and the registered result (from result_file).
 func buildPlaybook(t *testing.T, request map[string]any, args ...string) (playRun, map[string]any) {
 	t.Helper()
-	dir := t.TempDir()
-	resultFile := filepath.Join(dir, "result.json")
-	vars := map[string]any{"result_file": resultFile}
-	for k, v := range request {
-		vars[k] = v
-	}
-	data, err := json.Marshal(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	varsFile := filepath.Join(dir, "vars.json")
-	if err := os.WriteFile(varsFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// ansible-playbook prefers a collections/ directory beside the playbook to every configured
-	// path: run a copy of build.yml from a directory of its own so the collection built by this
-	// test is the one that runs.
-	playbook := filepath.Join(dir, "build.yml")
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "playbooks", "build.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(playbook, src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := runAnsible(t, ansibleEnv(t), "ansible-playbook", append([]string{playbook, "-e", "@" + varsFile}, args...)...)
-	var res map[string]any
-	if data, err := os.ReadFile(resultFile); err == nil {
-		if err := json.Unmarshal(data, &res); err != nil {
-			t.Fatalf("result file: %v\n%s", err, data)
-		}
-	}
-	return r, res
+	return ansibletest.Playbook(t, "build.yml", request, args...)
 }
 
-// taskStatus is the status word ansible-playbook printed for a task (ok, changed, failed, ...).
-func taskStatus(t *testing.T, out, task string) string {
-	t.Helper()
-	i := strings.Index(out, "TASK ["+task+"]")
-	if i < 0 {
-		t.Fatalf("task %q not in the output:\n%s", task, out)
-	}
-	m := regexp.MustCompile(`(?m)^(ok|changed|failed|fatal|skipping): \[`).FindStringSubmatch(out[i:])
-	if m == nil {
-		t.Fatalf("no status for task %q:\n%s", task, out[i:])
-	}
-	return m[1]
-}
+// moduleFile is the binary of the collection built for the tests for this machine.
+func moduleFile(t *testing.T) string { return ansibletest.ModuleFile(t, "image_build") }
 
 // gitHTTPServer serves a bare copy of the repository at src over http with git http-backend,
 // behind basic auth.
@@ -272,16 +123,16 @@ func TestPlaybookBuild(t *testing.T) {
 	}
 
 	r, res := buildPlaybook(t, request(tag), "-vvv")
-	if r.code != 0 || res == nil {
-		t.Fatalf("ansible-playbook exited %d\n%s", r.code, r.out)
+	if r.Code != 0 || res == nil {
+		t.Fatalf("ansible-playbook exited %d\n%s", r.Code, r.Out)
 	}
-	if !strings.Contains(r.out, "Using module file") {
+	if !strings.Contains(r.Out, "Using module file") {
 		t.Error("-vvv does not say which module file ran")
 	}
-	noCanary(t, canary, "the -vvv output", r.out)
+	noCanary(t, canary, "the -vvv output", r.Out)
 	raw, _ := json.Marshal(res)
 	noCanary(t, canary, "the registered result", string(raw))
-	if got := taskStatus(t, r.out, "Build and push the images"); got != "changed" {
+	if got := taskStatus(t, r.Out, "Build and push the images"); got != "changed" {
 		t.Errorf("first run: task %s, want changed", got)
 	}
 	images, _ := res["images"].([]any)
@@ -305,17 +156,17 @@ func TestPlaybookBuild(t *testing.T) {
 	if alt, _ := images[1].(map[string]any); alt["base"] == nil {
 		t.Errorf("the variant does not report its base: %v", alt)
 	}
-	if !strings.Contains(r.out, reg+"/ansible/app:"+tag+" sha256:") {
-		t.Errorf("the playbook does not print the reference and digest:\n%s", r.out)
+	if !strings.Contains(r.Out, reg+"/ansible/app:"+tag+" sha256:") {
+		t.Errorf("the playbook does not print the reference and digest:\n%s", r.Out)
 	}
 
 	t.Run("again", func(t *testing.T) {
 		r2, res2 := buildPlaybook(t, request(tag))
-		if r2.code != 0 || res2 == nil {
-			t.Fatalf("ansible-playbook exited %d\n%s", r2.code, r2.out)
+		if r2.Code != 0 || res2 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r2.Code, r2.Out)
 		}
-		if got := taskStatus(t, r2.out, "Build and push the images"); got != "ok" || res2["changed"] != false {
-			t.Errorf("same play again: task %s, changed %v, want ok / false\n%s", got, res2["changed"], r2.out)
+		if got := taskStatus(t, r2.Out, "Build and push the images"); got != "ok" || res2["changed"] != false {
+			t.Errorf("same play again: task %s, changed %v, want ok / false\n%s", got, res2["changed"], r2.Out)
 		}
 		if d2, _ := res2["digests"].(map[string]any); fmt.Sprint(d2) != fmt.Sprint(digests) {
 			t.Errorf("digests moved: %v -> %v", digests, d2)
@@ -324,10 +175,10 @@ func TestPlaybookBuild(t *testing.T) {
 
 	t.Run("check mode on the built tags", func(t *testing.T) {
 		r5, res5 := buildPlaybook(t, request(tag), "--check")
-		if r5.code != 0 || res5 == nil {
-			t.Fatalf("ansible-playbook exited %d\n%s", r5.code, r5.out)
+		if r5.Code != 0 || res5 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r5.Code, r5.Out)
 		}
-		if got := taskStatus(t, r5.out, "Build and push the images"); got != "ok" || res5["changed"] != false || res5["dry_run"] != true {
+		if got := taskStatus(t, r5.Out, "Build and push the images"); got != "ok" || res5["changed"] != false || res5["dry_run"] != true {
 			t.Errorf("check mode on an unchanged request: task %s, result %v", got, res5)
 		}
 	})
@@ -335,11 +186,11 @@ func TestPlaybookBuild(t *testing.T) {
 	t.Run("check mode on a new tag", func(t *testing.T) {
 		newTag := testenv.UniqueTag("check")
 		r3, res3 := buildPlaybook(t, request(newTag), "--check", "--diff", "-vvv")
-		if r3.code != 0 || res3 == nil {
-			t.Fatalf("ansible-playbook exited %d\n%s", r3.code, r3.out)
+		if r3.Code != 0 || res3 == nil {
+			t.Fatalf("ansible-playbook exited %d\n%s", r3.Code, r3.Out)
 		}
-		noCanary(t, canary, "the -vvv output in check mode", r3.out)
-		if got := taskStatus(t, r3.out, "Build and push the images"); got != "changed" || res3["changed"] != true || res3["dry_run"] != true {
+		noCanary(t, canary, "the -vvv output in check mode", r3.Out)
+		if got := taskStatus(t, r3.Out, "Build and push the images"); got != "changed" || res3["changed"] != true || res3["dry_run"] != true {
 			t.Errorf("check mode: task %s, result %v", got, res3)
 		}
 		for _, ref := range []string{reg + "/ansible/app:" + newTag, reg + "/ansible/app:" + newTag + "-alt"} {
@@ -347,8 +198,8 @@ func TestPlaybookBuild(t *testing.T) {
 				t.Errorf("check mode pushed %s (%s)", ref, d)
 			}
 		}
-		if !strings.Contains(r3.out, "+++ after: registry") {
-			t.Errorf("--diff shows no diff:\n%s", r3.out)
+		if !strings.Contains(r3.Out, "+++ after: registry") {
+			t.Errorf("--diff shows no diff:\n%s", r3.Out)
 		}
 	})
 
@@ -356,12 +207,12 @@ func TestPlaybookBuild(t *testing.T) {
 		req := request(testenv.UniqueTag("wrong"))
 		req["target"].(map[string]any)["registry"].(map[string]any)["password"] = "wrong-" + canary
 		r4, res4 := buildPlaybook(t, req, "--check", "-vvv")
-		if r4.code == 0 || res4 != nil {
-			t.Fatalf("a wrong password did not fail the play (exit %d)\n%s", r4.code, r4.out)
+		if r4.Code == 0 || res4 != nil {
+			t.Fatalf("a wrong password did not fail the play (exit %d)\n%s", r4.Code, r4.Out)
 		}
-		noCanary(t, canary, "the output of a failed run", r4.out)
-		if !regexp.MustCompile(`(?i)unauthorized|denied|401`).MatchString(r4.out) {
-			t.Errorf("the failure does not say the credentials were refused:\n%s", r4.out)
+		noCanary(t, canary, "the output of a failed run", r4.Out)
+		if !regexp.MustCompile(`(?i)unauthorized|denied|401`).MatchString(r4.Out) {
+			t.Errorf("the failure does not say the credentials were refused:\n%s", r4.Out)
 		}
 	})
 }
@@ -379,15 +230,15 @@ func TestPlaybookParamsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, res := buildPlaybook(t, map[string]any{"params_file": paramsFile}, "--check")
-	if r.code != 0 || res == nil {
-		t.Fatalf("exit %d\n%s", r.code, r.out)
+	if r.Code != 0 || res == nil {
+		t.Fatalf("exit %d\n%s", r.Code, r.Out)
 	}
 	images, _ := res["images"].([]any)
 	if res["dry_run"] != true || res["changed"] != true || len(images) != 1 || images[0].(map[string]any)["tag"] != tag {
 		t.Errorf("result: %v", res)
 	}
-	if !strings.Contains(r.out, env[testenv.Registry]+"/ansible/file:"+tag+" (check mode: not built) changed") {
-		t.Errorf("the playbook does not print the reference:\n%s", r.out)
+	if !strings.Contains(r.Out, env[testenv.Registry]+"/ansible/file:"+tag+" (check mode: not built) changed") {
+		t.Errorf("the playbook does not print the reference:\n%s", r.Out)
 	}
 	if d := testenv.RegistryDigest(t, env[testenv.Registry]+"/ansible/file:"+tag, testenv.Basic("", "")); d != "" {
 		t.Errorf("check mode pushed %s", d)
@@ -451,18 +302,18 @@ func TestPlaybookBadOptions(t *testing.T) {
 			req := valid()
 			tt.modify(req)
 			r, _ := buildPlaybook(t, req)
-			if r.code == 0 {
-				t.Fatalf("the play succeeded\n%s", r.out)
+			if r.Code == 0 {
+				t.Fatalf("the play succeeded\n%s", r.Out)
 			}
-			if got := taskStatus(t, r.out, "Build and push the images"); got != "fatal" {
+			if got := taskStatus(t, r.Out, "Build and push the images"); got != "fatal" {
 				t.Errorf("task status %s, want fatal", got)
 			}
-			if !strings.Contains(r.out, tt.want) {
-				t.Errorf("the failure does not say %s:\n%s", tt.want, r.out)
+			if !strings.Contains(r.Out, tt.want) {
+				t.Errorf("the failure does not say %s:\n%s", tt.want, r.Out)
 			}
 			for _, bad := range []string{"panic", "goroutine", "MODULE FAILURE", "deserialization"} {
-				if strings.Contains(r.out, bad) {
-					t.Errorf("output contains %q:\n%s", bad, r.out)
+				if strings.Contains(r.Out, bad) {
+					t.Errorf("output contains %q:\n%s", bad, r.Out)
 				}
 			}
 		})
@@ -478,24 +329,24 @@ func TestPlaybookBadOptions(t *testing.T) {
 func TestAnsibleDoc(t *testing.T) {
 	testenv.Require(t, ansibleBinEnv)
 	r := runAnsible(t, ansibleEnv(t), "ansible-doc", "-t", "module", "-l", "imagebuilder.images")
-	if r.code != 0 || !regexp.MustCompile(`(?m)^imagebuilder\.images\.image_build\s+Build container images`).MatchString(r.out) {
-		t.Errorf("ansible-doc -l does not list image_build with its description (exit %d):\n%s", r.code, r.out)
+	if r.Code != 0 || !regexp.MustCompile(`(?m)^imagebuilder\.images\.image_build\s+Build container images`).MatchString(r.Out) {
+		t.Errorf("ansible-doc -l does not list image_build with its description (exit %d):\n%s", r.Code, r.Out)
 	}
-	if strings.Contains(r.out, "linux_") || strings.Contains(r.out, "WARNING") {
-		t.Errorf("ansible-doc -l lists a binary or warns:\n%s", r.out)
+	if strings.Contains(r.Out, "linux_") || strings.Contains(r.Out, "WARNING") {
+		t.Errorf("ansible-doc -l lists a binary or warns:\n%s", r.Out)
 	}
 	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "imagebuilder.images.image_build")
-	if r.code != 0 {
-		t.Fatalf("ansible-doc exited %d\n%s", r.code, r.out)
+	if r.Code != 0 {
+		t.Fatalf("ansible-doc exited %d\n%s", r.Code, r.Out)
 	}
 	for _, want := range []string{"MODULE imagebuilder.images.image_build", "OPTIONS", "git_repo", "ATTRIBUTES", "idempotent",
 		"RETURN VALUES", "digests", "community.docker.docker_image_build", "imagebuilder authors (@imagebuilder)"} {
-		if !strings.Contains(r.out, want) {
+		if !strings.Contains(r.Out, want) {
 			t.Errorf("ansible-doc output lacks %q", want)
 		}
 	}
-	if strings.Contains(r.out, "WARNING") || strings.Contains(r.out, "ERROR") {
-		t.Errorf("ansible-doc complains:\n%s", r.out)
+	if strings.Contains(r.Out, "WARNING") || strings.Contains(r.Out, "ERROR") {
+		t.Errorf("ansible-doc complains:\n%s", r.Out)
 	}
 	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-j", "imagebuilder.images.image_build")
 	var doc map[string]struct {
@@ -503,8 +354,8 @@ func TestAnsibleDoc(t *testing.T) {
 			Options map[string]any `json:"options"`
 		} `json:"doc"`
 	}
-	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
-		t.Fatalf("ansible-doc -j: %v\n%s", err, r.out)
+	if err := json.Unmarshal([]byte(r.Out), &doc); err != nil {
+		t.Fatalf("ansible-doc -j: %v\n%s", err, r.Out)
 	}
 	opts := doc["imagebuilder.images.image_build"].Doc.Options
 	if len(opts) != 5 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil || opts["secrets"] == nil || opts["ssh"] == nil {
@@ -532,8 +383,8 @@ func TestAnsibleDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = runAnsible(t, ansibleEnv(t), "ansible-doc", "-M", lib, "image_build")
-	if r.code != 0 || !strings.Contains(r.out, "MODULE image_build") || !strings.Contains(r.out, "RETURN VALUES") {
-		t.Errorf("ansible-doc of the sidecar (exit %d):\n%s", r.code, r.out)
+	if r.Code != 0 || !strings.Contains(r.Out, "MODULE image_build") || !strings.Contains(r.Out, "RETURN VALUES") {
+		t.Errorf("ansible-doc of the sidecar (exit %d):\n%s", r.Code, r.Out)
 	}
 }
 
@@ -550,15 +401,15 @@ func TestExamplePlaybooks(t *testing.T) {
 			tag := testenv.UniqueTag("example")
 			r := runAnsible(t, ansibleEnv(t), "ansible-playbook", tt.playbook, "-e", "tag="+tag, "-e", "registry="+reg,
 				"-e", "builder_endpoint="+env[testenv.BuildKit], "-vvv")
-			if r.code != 0 {
-				t.Fatalf("exit %d\n%s", r.code, r.out)
+			if r.Code != 0 {
+				t.Fatalf("exit %d\n%s", r.Code, r.Out)
 			}
-			if got := taskStatus(t, r.out, tt.task); got != "changed" {
+			if got := taskStatus(t, r.Out, tt.task); got != "changed" {
 				t.Errorf("task %s, want changed", got)
 			}
-			m := regexp.MustCompile(regexp.QuoteMeta(reg) + `/demo/hello(?::` + tag + `"?:|@) ?"?(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.out)
+			m := regexp.MustCompile(regexp.QuoteMeta(reg) + `/demo/hello(?::` + tag + `"?:|@) ?"?(sha256:[0-9a-f]{64})`).FindStringSubmatch(r.Out)
 			if m == nil {
-				t.Fatalf("no digest printed:\n%s", r.out)
+				t.Fatalf("no digest printed:\n%s", r.Out)
 			}
 			if got := testenv.RegistryDigest(t, reg+"/demo/hello:"+tag, testenv.Basic("", "")); got != m[1] {
 				t.Errorf("printed digest %s, registry serves %s", m[1], got)

@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/imagebuilder/imagebuilder/internal/ansibletest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -21,7 +23,7 @@ import (
 func TestCollection(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.BuildKit, testenv.Registry, testenv.Base)
 	bin := env[ansibleBinEnv]
-	_, tarball := collection(t)
+	tarball := ansibletest.Tarball(t)
 	collections := t.TempDir()
 	install := exec.Command(filepath.Join(bin, "ansible-galaxy"), "collection", "install", "-p", collections, tarball)
 	if out, err := install.CombinedOutput(); err != nil {
@@ -29,8 +31,10 @@ func TestCollection(t *testing.T) {
 	}
 	installed := filepath.Join(collections, "ansible_collections", "imagebuilder", "images")
 	for path, machine := range map[string]elf.Machine{
-		"binaries/linux_amd64/image_build": elf.EM_X86_64,
-		"binaries/linux_arm64/image_build": elf.EM_AARCH64,
+		"binaries/linux_amd64/image_build":  elf.EM_X86_64,
+		"binaries/linux_arm64/image_build":  elf.EM_AARCH64,
+		"binaries/linux_amd64/image_family": elf.EM_X86_64,
+		"binaries/linux_arm64/image_family": elf.EM_AARCH64,
 	} {
 		f, err := elf.Open(filepath.Join(installed, path))
 		if err != nil {
@@ -41,13 +45,19 @@ func TestCollection(t *testing.T) {
 		}
 		f.Close()
 	}
-	for _, path := range []string{"LICENSE", "CHANGELOG.md", "plugins/modules/image_build.py", "plugins/action/image_build.py", "binaries/SHA256SUMS"} {
+	for _, path := range []string{"LICENSE", "CHANGELOG.md", "plugins/modules/image_build.py", "plugins/action/image_build.py",
+		"plugins/modules/image_family.py", "plugins/action/image_family.py", "plugins/plugin_utils/binary_module.py", "binaries/SHA256SUMS"} {
 		if _, err := os.Stat(filepath.Join(installed, path)); err != nil {
 			t.Errorf("the installed collection lacks %s: %v", path, err)
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Join(installed, "plugins", "modules")); len(entries) != 1 {
-		t.Errorf("plugins/modules holds %d entries, want only image_build.py (binaries are no public module names)", len(entries))
+	var modules []string
+	entries, _ := os.ReadDir(filepath.Join(installed, "plugins", "modules"))
+	for _, e := range entries {
+		modules = append(modules, e.Name())
+	}
+	if !slices.Equal(modules, []string{"image_build.py", "image_family.py"}) {
+		t.Errorf("plugins/modules holds %v, want only image_build.py and image_family.py (binaries are no public module names)", modules)
 	}
 
 	collEnv := func(t *testing.T, extra ...string) []string {
@@ -62,11 +72,11 @@ func TestCollection(t *testing.T) {
 
 	t.Run("ansible-doc", func(t *testing.T) {
 		r := runAnsible(t, collEnv(t), "ansible-doc", "imagebuilder.images.image_build")
-		if r.code != 0 || !strings.Contains(r.out, "MODULE imagebuilder.images.image_build") || !strings.Contains(r.out, "OPTIONS") {
-			t.Fatalf("exit %d\n%s", r.code, r.out)
+		if r.Code != 0 || !strings.Contains(r.Out, "MODULE imagebuilder.images.image_build") || !strings.Contains(r.Out, "OPTIONS") {
+			t.Fatalf("exit %d\n%s", r.Code, r.Out)
 		}
-		if strings.Contains(r.out, "WARNING") {
-			t.Errorf("ansible-doc complains:\n%s", r.out)
+		if strings.Contains(r.Out, "WARNING") {
+			t.Errorf("ansible-doc complains:\n%s", r.Out)
 		}
 	})
 
@@ -98,10 +108,10 @@ func TestCollection(t *testing.T) {
 	t.Run("build by FQCN", func(t *testing.T) {
 		tag := testenv.UniqueTag("fqcn")
 		r, res := play(t, nil, tag)
-		if r.code != 0 || res == nil {
-			t.Fatalf("exit %d\n%s", r.code, r.out)
+		if r.Code != 0 || res == nil {
+			t.Fatalf("exit %d\n%s", r.Code, r.Out)
 		}
-		usingInstalled(t, r.out, "linux_amd64")
+		usingInstalled(t, r.Out, "linux_amd64")
 		ref := env[testenv.Registry] + "/ansible/collection:" + tag
 		digests, _ := res["digests"].(map[string]any)
 		if got := testenv.RegistryDigest(t, ref, testenv.Basic("", "")); got == "" || digests[ref] != got || res["changed"] != true {
@@ -121,10 +131,10 @@ func TestCollection(t *testing.T) {
 	t.Run("arm64 host", func(t *testing.T) {
 		testenv.RequireFile(t, "/proc/sys/fs/binfmt_misc/qemu-aarch64", "the qemu-aarch64 binfmt registration")
 		r, res := play(t, fakeUname(t, "Linux aarch64"), testenv.UniqueTag("arm64"), "--check")
-		if r.code != 0 || res == nil {
-			t.Fatalf("exit %d\n%s", r.code, r.out)
+		if r.Code != 0 || res == nil {
+			t.Fatalf("exit %d\n%s", r.Code, r.Out)
 		}
-		usingInstalled(t, r.out, "linux_arm64")
+		usingInstalled(t, r.Out, "linux_arm64")
 		if res["dry_run"] != true || res["changed"] != true {
 			t.Errorf("result: %v", res)
 		}
@@ -132,8 +142,8 @@ func TestCollection(t *testing.T) {
 
 	t.Run("unsupported host", func(t *testing.T) {
 		r, _ := play(t, fakeUname(t, "Linux riscv64"), testenv.UniqueTag("riscv"), "--check")
-		if r.code == 0 || !strings.Contains(r.out, "image_build runs on Linux hosts (x86_64 or aarch64); this host is Linux riscv64") {
-			t.Errorf("exit %d\n%s", r.code, r.out)
+		if r.Code == 0 || !strings.Contains(r.Out, "image_build runs on Linux hosts (x86_64 or aarch64); this host is Linux riscv64") {
+			t.Errorf("exit %d\n%s", r.Code, r.Out)
 		}
 	})
 }

@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/imagebuilder/imagebuilder/internal/ansible"
+	"github.com/imagebuilder/imagebuilder/internal/ansibletest"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/result"
@@ -23,57 +20,19 @@ import (
 // documentation and argument spec, generated from the schema and docs.yml) is stale: run
 // `make schema` and commit the result.
 func TestGeneratedDocsUpToDate(t *testing.T) {
-	m, err := ansible.LoadModuleDoc("image_build", "../../schema/build-params.schema.json", "docs.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := m.Python()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile("../../collection/plugins/modules/image_build.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("collection/plugins/modules/image_build.py is out of date: run `make schema` and commit the result")
-	}
+	ansibletest.GeneratedDocsUpToDate(t, "image_build", "../../schema/build-params.schema.json")
 }
 
 // TestReturnDocumented: RETURN documents every fact the module returns, and images' fields are
 // exactly result.Image's.
 func TestReturnDocumented(t *testing.T) {
-	data, err := os.ReadFile("docs.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prose struct {
-		RETURN map[string]struct {
-			Returned string         `json:"returned"`
-			Contains map[string]any `json:"contains"`
-		} `json:"RETURN"`
-	}
-	if err := yaml.Unmarshal(data, &prose); err != nil {
-		t.Fatal(err)
-	}
+	ret := ansibletest.ReturnDoc(t, "docs.yml")
 	for _, key := range []string{"images", "digests", "source", "builder", "dry_run", "failure", "validation_errors"} {
-		if prose.RETURN[key].Returned == "" {
+		if ret[key].Returned == "" {
 			t.Errorf("RETURN does not say when %s is returned", key)
 		}
 	}
-	var fields []string
-	for f := range reflect.TypeFor[result.Image]().Fields() {
-		fields = append(fields, strings.Split(f.Tag.Get("json"), ",")[0])
-	}
-	var documented []string
-	for k := range prose.RETURN["images"].Contains {
-		documented = append(documented, k)
-	}
-	slices.Sort(fields)
-	slices.Sort(documented)
-	if !slices.Equal(fields, documented) {
-		t.Errorf("RETURN images contains %v, result.Image has %v", documented, fields)
-	}
+	ansibletest.SameKeys(t, "images", ret["images"].Contains, reflect.TypeFor[result.Image]())
 }
 
 // fakeRun records the call and returns a canned result.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebuilder/imagebuilder/internal/ansibletest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ import (
 func TestRemoteCache(t *testing.T) {
 	env := testenv.Require(t, ansibleBinEnv, testenv.SSHHost, testenv.SSHPort, testenv.SSHUser, testenv.SSHKey, testenv.SSHKnownHosts,
 		testenv.BuildKit, testenv.Registry, testenv.Base)
-	colls, _ := collection(t)
+	colls := ansibletest.Collection(t)
 	local := filepath.Join(colls, "ansible_collections", "imagebuilder", "images", "binaries", "linux_amd64", "image_build")
 	want := fileSHA256(t, local)
 
@@ -68,13 +69,13 @@ func TestRemoteCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if r.code != 0 || res == nil || res["dry_run"] != true || res["failed"] == true {
-			t.Fatalf("exit %d, result %v\n%s", r.code, res, r.out)
+		if r.Code != 0 || res == nil || res["dry_run"] != true || res["failed"] == true {
+			t.Fatalf("exit %d, result %v\n%s", r.Code, res, r.Out)
 		}
-		if !strings.Contains(r.out, "ESTABLISH SSH CONNECTION") {
-			t.Fatalf("the play did not go through ssh:\n%s", r.out)
+		if !strings.Contains(r.Out, "ESTABLISH SSH CONNECTION") {
+			t.Fatalf("the play did not go through ssh:\n%s", r.Out)
 		}
-		if strings.Contains(r.out, label) {
+		if strings.Contains(r.Out, label) {
 			t.Errorf("the options (label %s) appear in the -vvv output", label)
 		}
 		return r, res
@@ -86,8 +87,8 @@ func TestRemoteCache(t *testing.T) {
 	var first os.FileInfo
 	t.Run("first run copies the binary", func(t *testing.T) {
 		r, _ := play(t, cache, nil)
-		if strings.Count(r.out, copying) != 1 {
-			t.Errorf("the binary was not copied exactly once:\n%s", r.out)
+		if strings.Count(r.Out, copying) != 1 {
+			t.Errorf("the binary was not copied exactly once:\n%s", r.Out)
 		}
 		if got := fileSHA256(t, cached); got != want {
 			t.Fatalf("cached binary has sha256 %s, want %s", got, want)
@@ -106,8 +107,8 @@ func TestRemoteCache(t *testing.T) {
 
 	t.Run("second run uses the cache", func(t *testing.T) {
 		r, _ := play(t, cache, nil)
-		if strings.Contains(r.out, copying) || !strings.Contains(r.out, "ran the cached copy "+cached) {
-			t.Errorf("the second run copied the binary again or did not run the cached copy:\n%s", r.out)
+		if strings.Contains(r.Out, copying) || !strings.Contains(r.Out, "ran the cached copy "+cached) {
+			t.Errorf("the second run copied the binary again or did not run the cached copy:\n%s", r.Out)
 		}
 		if fi := stat(t, cached); !os.SameFile(fi, first) || !fi.ModTime().Equal(first.ModTime()) {
 			t.Errorf("the cached binary was replaced (inode or mtime changed)")
@@ -120,16 +121,16 @@ func TestRemoteCache(t *testing.T) {
 		// (root to root: ansible-core skips become between the same users unless told not to.)
 		r, _ := play(t, cache, []string{"ANSIBLE_BECOME_ALLOW_SAME_USER=1"},
 			"-e", "ansible_become=true", "-e", "ansible_become_method=sudo", "-e", "ansible_become_user=root")
-		if !strings.Contains(r.out, "sudo -H -S -n") || !strings.Contains(r.out, "ran the cached copy "+cached) || strings.Contains(r.out, copying) {
-			t.Errorf("become: the cached binary did not run through sudo:\n%s", r.out)
+		if !strings.Contains(r.Out, "sudo -H -S -n") || !strings.Contains(r.Out, "ran the cached copy "+cached) || strings.Contains(r.Out, copying) {
+			t.Errorf("become: the cached binary did not run through sudo:\n%s", r.Out)
 		}
 	})
 
 	t.Run("async runs the cached copy", func(t *testing.T) {
 		r, res := play(t, cache, nil, "-e", "async_seconds=120")
-		if fin := fmt.Sprint(res["finished"]); strings.Contains(r.out, copying) || (fin != "true" && fin != "1") ||
+		if fin := fmt.Sprint(res["finished"]); strings.Contains(r.Out, copying) || (fin != "true" && fin != "1") ||
 			res["changed"] != true || res["warnings"] != nil && len(res["warnings"].([]any)) != 0 {
-			t.Errorf("async: result %v\n%s", res, r.out)
+			t.Errorf("async: result %v\n%s", res, r.Out)
 		}
 		if fi := stat(t, cached); !os.SameFile(fi, first) {
 			t.Error("async replaced the cached binary")
@@ -158,8 +159,8 @@ func TestRemoteCache(t *testing.T) {
 		}
 		f.Close()
 		r, _ := play(t, cache, nil)
-		if strings.Count(r.out, copying) != 1 {
-			t.Errorf("the corrupted binary was not replaced:\n%s", r.out)
+		if strings.Count(r.Out, copying) != 1 {
+			t.Errorf("the corrupted binary was not replaced:\n%s", r.Out)
 		}
 		if got := fileSHA256(t, cached); got != want {
 			t.Errorf("cached binary has sha256 %s after the repair, want %s", got, want)

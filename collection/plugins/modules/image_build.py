@@ -565,6 +565,37 @@ images:
       sample:
       - linux/amd64
       - linux/arm64
+    platform_builds:
+      description:
+      - Each platform's build, the build engine that built it and its manifest digest.
+        A pool with native per-platform engines builds the platforms apart and joins
+        them into one index.
+      returned: when built
+      type: list
+      elements: dict
+      contains:
+        platform:
+          description: os/arch[/variant].
+          returned: always
+          type: str
+        endpoint:
+          description: The build engine, without credentials.
+          returned: always
+          type: str
+        digest:
+          description: The platform's manifest digest.
+          returned: always
+          type: str
+    stage_tags:
+      description:
+      - With O(target.registry.stage_tag), the tags actually pushed, one per tag of
+        RV(images[].tags) in the same order; the final tags move only with a promote.
+      returned: when the request stages its upload
+      type: list
+      elements: str
+      sample:
+      - change_4711_1.4.0
+      - change_4711_latest
     base:
       description: The first base image replaced in this variant, or null.
       returned: always

@@ -18,18 +18,23 @@ func main() {
 	proseFile := flag.String("prose", "", "hand-written DOCUMENTATION/EXAMPLES/RETURN (YAML)")
 	python := flag.String("python", "", "write the Python documentation module here")
 	sidecar := flag.String("sidecar", "", "write the sidecar documentation (NAME.yml) here")
+	var more []string
+	flag.Func("options", "JSON Schema of options of the module's own, added to -schema's (repeatable)", func(s string) error {
+		more = append(more, s)
+		return nil
+	})
 	flag.Parse()
-	if err := run(*name, *schemaFile, *proseFile, *python, *sidecar); err != nil {
+	if err := run(*name, *schemaFile, *proseFile, *python, *sidecar, more); err != nil {
 		fmt.Fprintln(os.Stderr, "gendoc:", err)
 		os.Exit(1)
 	}
 }
 
-func run(name, schemaFile, proseFile, python, sidecar string) error {
+func run(name, schemaFile, proseFile, python, sidecar string, more []string) error {
 	if name == "" || schemaFile == "" || proseFile == "" || (python == "" && sidecar == "") {
 		return fmt.Errorf("-name, -schema, -prose and -python or -sidecar are needed")
 	}
-	m, err := ansible.LoadModuleDoc(name, schemaFile, proseFile)
+	m, err := ansible.LoadModuleDoc(name, schemaFile, proseFile, more...)
 	if err != nil {
 		return err
 	}
