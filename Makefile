@@ -82,8 +82,10 @@ MODULES := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
 
 # The JSON Schemas each module's options come from (gendoc's -schema and -options), as in the
 # module's go:generate line.
-DOC_SCHEMAS_image_build := -schema schema/build-params.schema.json
+DOC_SCHEMAS_image_build := -schema schema/build-params.schema.json -options modules/image_build/options.schema.json
 DOC_SCHEMAS_image_family := -schema schema/family.schema.json -options modules/image_family/options.schema.json
+DOC_SCHEMAS_image_promote := -schema modules/image_promote/options.schema.json
+DOC_SCHEMAS_image_manifest := -schema modules/image_manifest/options.schema.json
 
 ## modules: every Ansible module into playbooks/library/ (static, stripped) with its sidecar docs
 ## (generated from the schema and the module's docs.yml)

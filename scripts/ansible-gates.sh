@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Ansible's own gates on the imagebuilder.images collection, as Galaxy and a collection's CI run
 # them: builds the collection (scripts/build-collection.sh), installs the tarball, and runs
-#   1. ansible-doc -t module -l imagebuilder.images: lists image_build and image_family with their
-#      descriptions, and no per-platform binary as a module;
+#   1. ansible-doc -t module -l imagebuilder.images: lists image_build, image_family,
+#      image_promote and image_manifest with their descriptions, and no per-platform binary as a
+#      module;
 #   2. ansible-test sanity on the installed collection (ignores in tests/sanity/ignore-*.txt);
 #   3. ansible-lint on playbooks/ and on the collection (.ansible-lint), and on a playbook with a
 #      misspelt option, which it must report (its args rule checks image_build's options);
 #      likewise for image_family (a misspelt run option), whose tasks in playbooks/family.yml are
-#      checked against its argument spec;
+#      checked against its argument spec; and for image_promote (a misspelt sweep suboption) and
+#      image_manifest;
 #   4. galaxy-importer (the importer Galaxy runs), without its ansible-test step (2. is that)
 #      and without containers; it must find the modules and their documentation.
 # Every tool comes from the virtualenv scripts/testenv.sh makes (IMAGEBUILDER_TEST_GATES_BIN);
@@ -42,6 +44,8 @@ list=$("$gates/ansible-doc" -t module -l imagebuilder.images 2>&1) || fail "ansi
 echo "$list"
 grep -Eq '^imagebuilder\.images\.image_build +Build container images' <<<"$list" || fail "ansible-doc -l does not list image_build with its description"
 grep -Eq '^imagebuilder\.images\.image_family +Build a family' <<<"$list" || fail "ansible-doc -l does not list image_family with its description"
+grep -Eq '^imagebuilder\.images\.image_promote +Promote staged' <<<"$list" || fail "ansible-doc -l does not list image_promote with its description"
+grep -Eq '^imagebuilder\.images\.image_manifest +Assemble a multi-platform' <<<"$list" || fail "ansible-doc -l does not list image_manifest with its description"
 if grep -q 'linux_' <<<"$list"; then fail "ansible-doc -l lists a per-platform binary as a module"; fi
 
 step "ansible-test sanity"
@@ -51,14 +55,19 @@ py=$("$gates/python3" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 step "ansible-lint: playbooks/ and the collection"
 "$gates/ansible-lint" --nocolor -c "$root/.ansible-lint" playbooks || fail "ansible-lint playbooks/"
 (cd "$coll" && "$gates/ansible-lint" --nocolor -c "$root/.ansible-lint") || fail "ansible-lint on the collection"
-bad=$(cd "$root/modules/image_build/testdata" && "$gates/ansible-lint" --nocolor -c /dev/null lint-bad-args.yml 2>&1 || true)
-grep -q 'args\[module\].*platfroms' <<<"$bad" || fail "ansible-lint did not check image_build's options (no args[module] for platfroms):
+# lint_reports MODULE PATTERN: ansible-lint reports modules/MODULE/testdata/lint-bad-args.yml's
+# misspelt option (an args[module] line matching PATTERN), so it checks MODULE's argument spec.
+lint_reports() {
+  local bad
+  bad=$(cd "$root/modules/$1/testdata" && "$gates/ansible-lint" --nocolor -c /dev/null lint-bad-args.yml 2>&1 || true)
+  grep -q "args\[module\].*$2" <<<"$bad" || fail "ansible-lint did not check $1's options (no args[module] matching $2):
 $bad"
-echo "ansible-lint reports a misspelt image_build option: $(grep -o 'Unsupported parameters.*' <<<"$bad" | head -n1)"
-bad=$(cd "$root/modules/image_family/testdata" && "$gates/ansible-lint" --nocolor -c /dev/null lint-bad-args.yml 2>&1 || true)
-grep -q 'args\[module\].*keep_goin' <<<"$bad" || fail "ansible-lint did not check image_family's options (no args[module] for keep_goin):
-$bad"
-echo "ansible-lint reports a misspelt image_family option: $(grep -o 'Unsupported parameters.*' <<<"$bad" | head -n1)"
+  echo "ansible-lint reports a misspelt $1 option: $(grep -o 'args\[module\].*' <<<"$bad" | head -n1)"
+}
+lint_reports image_build platfroms
+lint_reports image_family keep_goin
+lint_reports image_promote 'older_than found in sweep'
+lint_reports image_manifest attestation
 
 step "galaxy-importer"
 cat >"$work/galaxy-importer.cfg" <<EOF
@@ -75,7 +84,7 @@ result = json.load(open(sys.argv[1]))
 modules = {c["name"]: c for c in result["contents"] if c["content_type"] == "module"}
 docs = {c["content_name"]: c for c in result["docs_blob"]["contents"] if c["content_type"] == "module"}
 problems = []
-want = {"image_build", "image_family"}
+want = {"image_build", "image_family", "image_promote", "image_manifest"}
 if set(modules) != want:
     problems.append("modules found: %s, want %s" % (sorted(modules), sorted(want)))
 for name in sorted(want):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks what `make dist` produced in DIST (default dist/): every archive is there, the checksums
 # verify, both imagebuilder binaries report VERSION (the linux/arm64 one under qemu-user when the
-# host is not arm64), the collection holds both module binaries and its manifest, the CSAR is a
+# host is not arm64), the collection holds every module's binaries and its manifest, the CSAR is a
 # zip with its TOSCA metadata. Usage: VERSION=... scripts/check-dist.sh [DIST]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +44,7 @@ contents=$(tar -tzf "$dist/imagebuilder-images-$collection_version.tar.gz")
 for f in MANIFEST.json LICENSE plugins/plugin_utils/binary_module.py binaries/SHA256SUMS; do
 	grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
 done
-for m in image_build image_family; do
+for m in image_build image_family image_promote image_manifest; do
 	for f in plugins/modules/$m.py plugins/action/$m.py binaries/linux_amd64/$m binaries/linux_arm64/$m; do
 		grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
 	done

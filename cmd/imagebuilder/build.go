@@ -192,26 +192,16 @@ where each tag points) and builds and pushes nothing.`,
 }
 
 // envCredentials names the credentials file when --credentials does not.
-const envCredentials = "IMAGEBUILDER_CREDENTIALS"
+const envCredentials = registry.CredentialsEnv
 
 // credentialsFile reads --credentials FILE (else $IMAGEBUILDER_CREDENTIALS) into registry
-// options, its passwords added to the redactor; none without either.
+// options, its passwords added to red.
 func credentialsFile(name string, red *redact.Redactor) ([]registry.Option, error) {
-	if name == "" {
-		name = os.Getenv(envCredentials)
-	}
-	if name == "" {
-		return nil, nil
-	}
-	entries, err := registry.LoadCredentialsFile(name)
+	opts, err := registry.CredentialsFileOptions(name, red)
 	if err != nil {
 		return nil, exitCodeError{code: exitInvalid, err: err}
 	}
-	for _, e := range entries {
-		red.Add(e.Password)
-		red.AddBasic(e.Username, e.Password)
-	}
-	return registry.CredentialOptions(entries, "credentials file "+name), nil
+	return opts, nil
 }
 
 // parseVars reads --var NAME=VALUE flags.

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -232,15 +230,9 @@ func loadFamily(cmd *cobra.Command, file string, vars map[string]string) (*famil
 
 // expandFamily expands a loaded family file with the run's --var values.
 func expandFamily(f *family.File, file string, vars map[string]string) (*family.Family, error) {
-	// A --var the file declares sets that variable; the others are only for the stage tag's
-	// .Vars, and without a stage tag they are a mistake.
-	declared := map[string]string{}
-	for k, v := range vars {
-		if _, ok := f.Variables[k]; ok {
-			declared[k] = v
-		} else if f.Registry.StageTag == "" {
-			return nil, usageError{fmt.Errorf("--var %s: the family file declares no such variable (variables: %s)", k, strings.Join(slices.Sorted(maps.Keys(f.Variables)), ", "))}
-		}
+	declared, err := f.DeclaredVars(vars)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--var %w", err)}
 	}
 	fam, err := f.Expand(family.ExpandOptions{Vars: declared, Now: time.Now(), Getenv: os.LookupEnv})
 	if err != nil {

@@ -6,13 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/imagebuilder/imagebuilder/internal/family"
-	"github.com/imagebuilder/imagebuilder/internal/params"
-	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/promote"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
-	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
+	"github.com/imagebuilder/imagebuilder/internal/staged"
 )
 
 func newPromoteCmd() *cobra.Command {
@@ -92,65 +89,22 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 	return cmd
 }
 
-// promoteFile reads -f FILE, build params or a family file, into the items a staged build
-// pushed and the file's registry options (its credentials, TLS rule and repositories).
+// promoteFile reads -f FILE, build params or a family file (relative paths relative to its
+// directory), into the items a staged build pushed and the file's registry options.
 func promoteFile(cmd *cobra.Command, file string, vars map[string]string, red *redact.Redactor) ([]promote.Item, []registry.Option, error) {
 	data, err := readInput(cmd, file)
 	if err != nil {
 		return nil, nil, err
 	}
-	invalid := func(err error) error {
-		return exitCodeError{code: exitInvalid, err: red.Error(fmt.Errorf("%s is invalid:\n%w", inputName(file), err))}
-	}
-	doc, _, err := schemacheck.Decode(data)
-	if err != nil {
-		return nil, nil, invalid(err)
-	}
-	top, _ := doc.(map[string]any)
-	if _, isParams := top["target"]; isParams {
-		p, err := params.Load(data)
-		if err != nil {
-			return nil, nil, invalid(err)
-		}
-		p.AddSecrets(red)
-		items, err := promote.FromParams(*p, vars)
-		if err != nil {
-			return nil, nil, invalid(err)
-		}
-		opts, err := pipeline.RegistryOptions(p.Target.Registry, "/target/registry")
-		if err != nil {
-			return nil, nil, invalid(err)
-		}
-		return items, opts, nil
-	}
-	f, err := family.Load(data)
-	if err != nil {
-		if _, isFamily := top["registry"]; !isFamily {
-			return nil, nil, invalid(fmt.Errorf("neither build params (they have a target) nor a family file (it has a registry); as a family file:\n%w", err))
-		}
-		return nil, nil, invalid(err)
-	}
 	dir := "."
 	if file != "" && file != "-" {
 		dir = filepath.Dir(file)
 	}
-	if f.Dir, err = filepath.Abs(dir); err != nil {
-		return nil, nil, err
-	}
-	fam, err := expandFamily(f, file, vars)
+	req, err := staged.Load(data, staged.Detect, staged.Options{Dir: dir, Vars: vars, Redactor: red})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, exitCodeError{code: exitInvalid, err: red.Error(fmt.Errorf("%s is invalid:\n%w", inputName(file), err))}
 	}
-	fam.AddSecrets(red)
-	items, err := promote.FromFamily(fam, vars)
-	if err != nil {
-		return nil, nil, invalid(err)
-	}
-	opts, err := pipeline.RegistryOptions(fam.Registry, "/registry")
-	if err != nil {
-		return nil, nil, invalid(err)
-	}
-	return items, opts, nil
+	return req.Items, req.RegistryOptions, nil
 }
 
 // runRegistryCommand runs a command that works on registries only (promote, sweep, manifest):

@@ -6,45 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/imagebuilder/imagebuilder/internal/result"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
-
-// pushDated pushes a small random image created at created (zero: no created in its config)
-// with labels, under ref, and returns its digest.
-func pushDated(t *testing.T, ref string, created time.Time, labels map[string]string) string {
-	t.Helper()
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Created = v1.Time{Time: created}
-	cf.Config.Labels = labels
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d.String()
-}
 
 // TestSweep: a repository holding old and new matching tags, matching tags dated only by label
 // or not at all, non-matching old tags, and an old matching tag sharing its image with a
@@ -57,14 +21,14 @@ func TestSweep(t *testing.T) {
 	now := time.Now().UTC()
 	old, recent := now.Add(-10*24*time.Hour), now.Add(-time.Hour)
 	digests := map[string]string{
-		"change_1_latest": pushDated(t, repo+":change_1_latest", old, nil),
-		"change_2_latest": pushDated(t, repo+":change_2_latest", recent, nil),
-		"change_3_label":  pushDated(t, repo+":change_3_label", time.Time{}, map[string]string{"org.opencontainers.image.created": old.Format(time.RFC3339)}),
-		"change_4_nodate": pushDated(t, repo+":change_4_nodate", time.Time{}, nil),
-		"release_1":       pushDated(t, repo+":release_1", old, nil),
-		"x_change_5":      pushDated(t, repo+":x_change_5", old, nil), // matches only unanchored
+		"change_1_latest": testenv.PushDated(t, repo+":change_1_latest", old, nil),
+		"change_2_latest": testenv.PushDated(t, repo+":change_2_latest", recent, nil),
+		"change_3_label":  testenv.PushDated(t, repo+":change_3_label", time.Time{}, map[string]string{"org.opencontainers.image.created": old.Format(time.RFC3339)}),
+		"change_4_nodate": testenv.PushDated(t, repo+":change_4_nodate", time.Time{}, nil),
+		"release_1":       testenv.PushDated(t, repo+":release_1", old, nil),
+		"x_change_5":      testenv.PushDated(t, repo+":x_change_5", old, nil), // matches only unanchored
 	}
-	digests["change_6_shared"] = pushDated(t, repo+":change_6_shared", old.Add(-time.Hour), nil)
+	digests["change_6_shared"] = testenv.PushDated(t, repo+":change_6_shared", old.Add(-time.Hour), nil)
 	copyRef(t, repo+":change_6_shared", repo+":stable")
 	digests["stable"] = digests["change_6_shared"]
 	wantDeleted := []string{"change_1_latest", "change_3_label", "change_6_shared"}

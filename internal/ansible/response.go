@@ -3,10 +3,12 @@ package ansible
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
 )
 
 // Response is what a module returns: the keys ansible-core reads, and the module's facts.
@@ -137,4 +139,17 @@ func mask(v any, red *redact.Redactor) any {
 func (r *Response) Write(w io.Writer, red *redact.Redactor) error {
 	_, err := w.Write(r.Encode(red))
 	return err
+}
+
+// Invalid is the response to invalid options: msg (every problem, one a line) and the fact
+// validation_errors (each problem's pointer and message). An error that is not a
+// schemacheck.ValidationError is the msg alone.
+func Invalid(err error) *Response {
+	var ve *schemacheck.ValidationError
+	if !errors.As(err, &ve) {
+		return Failf("invalid options: %v", err)
+	}
+	resp := Failf("invalid options:\n%s", ve.Error())
+	resp.Facts = map[string]any{"validation_errors": ve.Errors}
+	return resp
 }

@@ -7,6 +7,7 @@ package ansibletest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -293,4 +294,23 @@ func GeneratedDocsUpToDate(t testing.TB, name, schemaFile string, optionSchemas 
 	if !bytes.Equal(got, want) {
 		t.Fatalf("collection/plugins/modules/%s.py is out of date: run `make schema` and commit the result", name)
 	}
+}
+
+// Serve runs module m in process on args (plus _ansible_check_mode: check) and returns the
+// result document and its text, followed by the module's log.
+func Serve(t testing.TB, m ansible.Module, args map[string]any, check bool) (map[string]any, string) {
+	t.Helper()
+	all := map[string]any{"_ansible_check_mode": check}
+	maps.Copy(all, args)
+	data, err := json.Marshal(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	m.Serve(context.Background(), ansible.Streams{Stdin: bytes.NewReader(data), Stdout: &out, Log: &log})
+	var doc map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("result is not JSON: %v\n%s", err, out.String())
+	}
+	return doc, out.String() + log.String()
 }

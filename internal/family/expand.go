@@ -521,3 +521,18 @@ func (fam *Family) AddSecrets(r *redact.Redactor) {
 		}
 	}
 }
+
+// DeclaredVars splits the values of --var NAME=VALUE: those the file declares in variables set
+// them (returned, for ExpandOptions.Vars); the others are only the .Vars of registry.stage_tag,
+// and without a stage tag they are a mistake, an error naming the first.
+func (f *File) DeclaredVars(vars map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		if _, ok := f.Variables[k]; ok {
+			out[k] = vars[k]
+		} else if f.Registry.StageTag == "" {
+			return nil, fmt.Errorf("%s: the family file declares no such variable%s, and no registry.stage_tag uses it", k, declared(f.Variables))
+		}
+	}
+	return out, nil
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
 // Scope limits where a registry's credentials may write (push, tag, delete): the repositories,
@@ -136,6 +138,17 @@ func LoadCredentialsFile(name string) ([]ScopedCredentials, error) {
 	if err := yaml.UnmarshalStrict(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &entries); err != nil {
 		return nil, fmt.Errorf("credentials file %s: not a list of {registry, username, password, repositories}: %s", name, redactYAMLError(err, data))
 	}
+	if err := CheckCredentials(entries); err != nil {
+		return nil, fmt.Errorf("credentials file %s is invalid:\n%w", name, err)
+	}
+	return entries, nil
+}
+
+// CheckCredentials checks credentials entries (a credentials file's, or a module's credentials
+// option): each names a registry, username and password go together, every repository rule is
+// a regular expression. The errors name the entry by JSON pointer (/2/registry), never a
+// password.
+func CheckCredentials(entries []ScopedCredentials) error {
 	var errs []error
 	for i, e := range entries {
 		switch {
@@ -155,10 +168,37 @@ func LoadCredentialsFile(name string) ([]ScopedCredentials, error) {
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("credentials file %s is invalid:\n%w", name, err)
+	return errors.Join(errs...)
+}
+
+// CredentialsEnv names the environment variable that names the credentials file when no flag
+// or option does.
+const CredentialsEnv = "IMAGEBUILDER_CREDENTIALS"
+
+// CredentialsFileOptions reads the credentials file name (else the one $IMAGEBUILDER_CREDENTIALS
+// names; neither: no options) into client options (CredentialOptions), and adds its passwords
+// to red.
+func CredentialsFileOptions(name string, red *redact.Redactor) ([]Option, error) {
+	if name == "" {
+		name = os.Getenv(CredentialsEnv)
 	}
-	return entries, nil
+	if name == "" {
+		return nil, nil
+	}
+	entries, err := LoadCredentialsFile(name)
+	if err != nil {
+		return nil, err
+	}
+	AddCredentialSecrets(red, entries)
+	return CredentialOptions(entries, "credentials file "+name), nil
+}
+
+// AddCredentialSecrets adds the entries' passwords, and their basic-auth forms, to red.
+func AddCredentialSecrets(red *redact.Redactor, entries []ScopedCredentials) {
+	for _, e := range entries {
+		red.Add(e.Password)
+		red.AddBasic(e.Username, e.Password)
+	}
 }
 
 // redactYAMLError keeps a decoding error from quoting the file's values (passwords).
@@ -188,4 +228,16 @@ func CredentialOptions(entries []ScopedCredentials, origin string) []Option {
 		}
 	}
 	return opts
+}
+
+// ScopedCredentialOptions are the client options of credentials entries given inline (origin
+// names them in messages; CheckCredentials first) followed by those of the credentials file
+// (CredentialsFileOptions: file, else $IMAGEBUILDER_CREDENTIALS); every password is added to red.
+func ScopedCredentialOptions(inline []ScopedCredentials, origin, file string, red *redact.Redactor) ([]Option, error) {
+	AddCredentialSecrets(red, inline)
+	fromFile, err := CredentialsFileOptions(file, red)
+	if err != nil {
+		return nil, err
+	}
+	return append(CredentialOptions(inline, origin), fromFile...), nil
 }

@@ -515,3 +515,18 @@ func Pointer(loc []string) string {
 
 // Escape escapes one token of a JSON pointer.
 func Escape(tok string) string { return strings.NewReplacer("~", "~0", "/", "~1").Replace(tok) }
+
+// Nest places a document's problems under pointer (the option or key that holds the
+// document): a ValidationError's pointers are prefixed with it; any other error becomes one
+// problem at pointer.
+func Nest(pointer string, err error) *ValidationError {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return &ValidationError{Errors: []FieldError{{Pointer: pointer, Message: err.Error()}}}
+	}
+	out := &ValidationError{Errors: make([]FieldError, len(ve.Errors))}
+	for i, fe := range ve.Errors {
+		out.Errors[i] = FieldError{Pointer: pointer + fe.Pointer, Message: fe.Message}
+	}
+	return out
+}

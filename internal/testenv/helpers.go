@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -150,4 +151,54 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// PushDated pushes a small random linux/amd64 image whose config says it was created at created
+// (zero: no created) with labels, under ref, and returns its digest. Sweep tests date tags with
+// it. opts are added to the push's (authentication).
+func PushDated(t testing.TB, ref string, created time.Time, labels map[string]string, opts ...remote.Option) string {
+	t.Helper()
+	return pushRandom(t, ref, v1.Platform{OS: "linux", Architecture: "amd64"}, created, labels, opts...)
+}
+
+// PushPlatform pushes a small random image of platform (linux/arm64) under ref and returns its
+// digest.
+func PushPlatform(t testing.TB, ref, platform string, opts ...remote.Option) string {
+	t.Helper()
+	p, err := v1.ParsePlatform(platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pushRandom(t, ref, *p, time.Time{}, nil, opts...)
+}
+
+func pushRandom(t testing.TB, ref string, p v1.Platform, created time.Time, labels map[string]string, opts ...remote.Option) string {
+	t.Helper()
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
+	cf.Created = v1.Time{Time: created}
+	cf.Config.Labels = labels
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
 }

@@ -5,10 +5,11 @@
 // collection's plugins/modules/image_build.py and, for a library directory, a sidecar file.
 package main
 
-//go:generate go run ../../internal/ansible/gendoc -name image_build -schema ../../schema/build-params.schema.json -prose docs.yml -python ../../collection/plugins/modules/image_build.py
+//go:generate go run ../../internal/ansible/gendoc -name image_build -schema ../../schema/build-params.schema.json -options options.schema.json -prose docs.yml -python ../../collection/plugins/modules/image_build.py
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
 	"github.com/imagebuilder/imagebuilder/internal/result"
+	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
 
@@ -28,11 +30,26 @@ func main() {
 // runFunc is pipeline.Run; tests replace it.
 type runFunc func(ctx context.Context, p params.BuildParams, opts pipeline.Options) (*result.Result, error)
 
+// optionsSchema is the JSON Schema of the module's own options, the run options (vars).
+//
+//go:embed options.schema.json
+var optionsSchema []byte
+
+var runSchema = &schemacheck.Schema{
+	ID:   "https://github.com/imagebuilder/imagebuilder/modules/image_build/options.schema.json",
+	Data: optionsSchema,
+}
+
+// runOptions are the module's own options, decoded.
+type runOptions struct {
+	Vars map[string]string `json:"vars,omitempty"`
+}
+
 func module(run runFunc) ansible.Module {
-	spec, err := ansible.SpecFromSchema(schema.BuildParams)
+	spec, err := ansible.SpecFromSchemas(schema.BuildParams, optionsSchema)
 	if err != nil {
-		// The embedded schema is generated and tested; this cannot happen in a released binary.
-		panic(fmt.Sprintf("deriving the options from the embedded schema: %v", err))
+		// The embedded schemas are generated or tested; this cannot happen in a released binary.
+		panic(fmt.Sprintf("deriving the options from the embedded schemas: %v", err))
 	}
 	return ansible.Module{
 		Name: "image_build",
@@ -44,7 +61,21 @@ func module(run runFunc) ansible.Module {
 }
 
 func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Response {
-	p, err := params.FromMap(req.Options)
+	paramsDoc, runDoc := map[string]any{}, map[string]any{}
+	for k, v := range req.Options {
+		if k == "vars" {
+			runDoc[k] = v
+		} else {
+			paramsDoc[k] = v
+		}
+	}
+	var ro runOptions
+	if err := runSchema.Check(runDoc, func() ([]schemacheck.FieldError, error) {
+		return nil, schemacheck.DecodeValid(runDoc, &ro)
+	}); err != nil {
+		return ansible.Invalid(err)
+	}
+	p, err := params.FromMap(paramsDoc)
 	if err != nil {
 		resp := ansible.Failf("invalid options: %v", err)
 		var ve *params.ValidationError
@@ -54,7 +85,7 @@ func build(ctx context.Context, req *ansible.Request, run runFunc) *ansible.Resp
 		}
 		return resp
 	}
-	opts := pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir, Redactor: req.Redactor}
+	opts := pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir, Redactor: req.Redactor, Vars: ro.Vars}
 	if req.Log != nil {
 		if pr, err := progress.New(req.Log, progress.Plain); err == nil {
 			defer pr.Close()

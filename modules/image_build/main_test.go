@@ -20,7 +20,7 @@ import (
 // documentation and argument spec, generated from the schema and docs.yml) is stale: run
 // `make schema` and commit the result.
 func TestGeneratedDocsUpToDate(t *testing.T) {
-	ansibletest.GeneratedDocsUpToDate(t, "image_build", "../../schema/build-params.schema.json")
+	ansibletest.GeneratedDocsUpToDate(t, "image_build", "../../schema/build-params.schema.json", "options.schema.json")
 }
 
 // TestReturnDocumented: RETURN documents every fact the module returns, and images' fields are
@@ -245,5 +245,26 @@ func TestBuildFailure(t *testing.T) {
 	doc, raw = serve(t, f, validArgs())
 	if doc["failed"] != true || doc["msg"] != "exploded" || doc["images"] == nil {
 		t.Errorf("result: %s", raw)
+	}
+}
+
+// TestVars: vars reach the run as the stage tag's .Vars; a value that is not a string (after
+// Ansible's number conversion) is invalid, named at /vars.
+func TestVars(t *testing.T) {
+	f := &fakeRun{res: &result.Result{Images: []result.Image{}}}
+	args := validArgs()
+	args["vars"] = map[string]any{"change": json.Number("123")}
+	doc, raw := serve(t, f, args)
+	if !f.called || f.opts.Vars["change"] != "123" {
+		t.Fatalf("vars did not reach the run (%v): %s", f.opts.Vars, raw)
+	}
+	if w, _ := doc["warnings"].([]any); len(w) != 1 || !strings.Contains(w[0].(string), "vars.change is a number") {
+		t.Errorf("warnings: %v", doc["warnings"])
+	}
+	f = &fakeRun{}
+	args["vars"] = map[string]any{"change": []any{1}}
+	doc, raw = serve(t, f, args)
+	if f.called || doc["failed"] != true || !strings.Contains(doc["msg"].(string), "/vars/change") {
+		t.Errorf("a list as a var: %s", raw)
 	}
 }

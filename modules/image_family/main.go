@@ -110,7 +110,15 @@ func build(ctx context.Context, req *ansible.Request, spec, runSpec ansible.Spec
 		return ansible.Failf("locating dir %q: %v", ro.Dir, err)
 	}
 	f.Dir = dir
-	fam, err := f.Expand(family.ExpandOptions{Vars: ro.Vars, Now: time.Now(), Getenv: os.LookupEnv})
+	// With a stage tag, the vars the family does not declare are only its .Vars; without
+	// one, Expand reports them.
+	declared := ro.Vars
+	if f.Registry.StageTag != "" {
+		if declared, err = f.DeclaredVars(ro.Vars); err != nil {
+			return ansible.Failf("%v", err)
+		}
+	}
+	fam, err := f.Expand(family.ExpandOptions{Vars: declared, Now: time.Now(), Getenv: os.LookupEnv})
 	if err != nil {
 		if collect(err, &errs) {
 			return invalid(errs)
@@ -128,7 +136,7 @@ func build(ctx context.Context, req *ansible.Request, spec, runSpec ansible.Spec
 	}
 
 	opts := pipeline.FamilyOptions{
-		Options:     pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir, Redactor: req.Redactor},
+		Options:     pipeline.Options{DryRun: req.CheckMode, TempDir: req.TmpDir, Redactor: req.Redactor, Vars: ro.Vars},
 		Select:      ro.Select,
 		Exclude:     ro.Exclude,
 		SkipParents: ro.SkipParents,

@@ -360,3 +360,20 @@ func TestRunFailure(t *testing.T) {
 	}
 	noCanary(t, "the result of a run that failed before masking anything", raw)
 }
+
+// TestStageVars: with registry.stage_tag, a var the family does not declare is only the stage
+// tag's .Vars: the family expands, and the run gets every var.
+func TestStageVars(t *testing.T) {
+	f := &fakeRun{rep: sampleReport(false)}
+	args := validArgs(t)
+	reg := args["registry"].(map[string]any)
+	reg["stage_tag"] = "change_{{.Vars.change}}_{{.Tag}}"
+	args["vars"] = map[string]any{"release": "2.5", "change": "77"}
+	_, raw := serve(t, f, args)
+	if !f.called || f.opts.Vars["change"] != "77" || f.opts.Vars["release"] != "2.5" || f.fam.Variables["release"] != "2.5" {
+		t.Fatalf("vars: run %v, family %v: %s", f.opts.Vars, f.fam.Variables, raw)
+	}
+	if _, ok := f.fam.Variables["change"]; ok {
+		t.Errorf("change became a family variable: %v", f.fam.Variables)
+	}
+}
