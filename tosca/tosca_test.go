@@ -86,8 +86,19 @@ func TestDataTypesMirrorSchema(t *testing.T) {
 	if !ok {
 		t.Fatalf("node type %s is missing", nodeType)
 	}
+	// The module's own options (vars) mirror its options schema; the rest, the params.
+	props := maps.Clone(nt.Properties)
+	runSchema, runNames := buildRunOptions(t)
+	runProps := map[string]tosca.Property{}
+	for _, name := range runNames {
+		runProps[name] = props[name]
+		delete(props, name)
+	}
 	reportDisagreements(t, nodeType+" properties and the schema's top level",
-		m.Properties(nodeType, nt.Properties, "BuildParams"))
+		m.Properties(nodeType, props, "BuildParams"))
+	rm := tosca.Mirror{Schema: runSchema, TypeName: m.TypeName}
+	reportDisagreements(t, nodeType+" properties and image_build's run options",
+		rm.Properties(nodeType, runProps, "RunOptions"))
 	if d.TopologyTemplate == nil {
 		t.Fatal("service.yaml has no topology_template")
 	}
@@ -103,6 +114,31 @@ func TestDataTypesMirrorSchema(t *testing.T) {
 			t.Errorf("service template input %s = %+v, want an optional %s defaulting to %v", name, got, want.Type, want.Default)
 		}
 	}
+}
+
+// buildRunOptions is the image_build module's options schema (its own options, beside the build
+// params) and the names of those options.
+func buildRunOptions(t *testing.T) (*tosca.Schema, []string) {
+	t.Helper()
+	data, err := os.ReadFile("../modules/image_build/options.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tosca.ParseSchema(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Defs struct {
+			RunOptions struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"RunOptions"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return s, slices.Sorted(maps.Keys(doc.Defs.RunOptions.Properties))
 }
 
 // templateInputs are the service template's inputs that are not build params.
@@ -191,7 +227,7 @@ func TestNoStrayDataTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := map[string]bool{typePrefix + "BuiltImage": true, typePrefix + "BaseChange": true}
-	for _, name := range familyResultTypes {
+	for _, name := range slices.Concat(familyResultTypes, promotionResultTypes) {
 		known[typePrefix+name] = true
 	}
 	for _, def := range s.Defs() {
@@ -401,7 +437,7 @@ func buildCSAR(t *testing.T) (stage, csar string) {
 			return
 		}
 		lib := filepath.Join(b.dir, "library")
-		for _, m := range []string{"image_build", "image_family"} {
+		for _, m := range []string{"image_build", "image_family", "image_promote", "image_manifest"} {
 			build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w",
 				"-o", filepath.Join(lib, m), "../modules/"+m)
 			build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -499,6 +535,13 @@ func TestOperaValidate(t *testing.T) {
 	o.must("validate", filepath.Join(stage, familyTemplate))
 	if out := o.must("validate", "-e", "-i", famInputs, filepath.Join(stage, familyTemplate)); !strings.Contains(out, "Validation of family_0 complete") {
 		t.Errorf("opera validate -e %s: the executors were not validated:\n%s", familyTemplate, out)
+	}
+
+	// The release template, with its example inputs (not its executors: opera 0.7 evaluates the
+	// promotion's inputs, the staged node's images attribute, which is unset before a deploy).
+	relInputs, _ := filepath.Abs("examples/release/inputs.yaml")
+	if out := o.must("validate", "-i", relInputs, filepath.Join(stage, releaseTemplate)); !strings.Contains(out, "Done.") {
+		t.Errorf("opera validate %s:\n%s", releaseTemplate, out)
 	}
 
 	// opera checks the names of the inputs, not their values (see also TestOperaDeploy), as the
