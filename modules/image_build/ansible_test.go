@@ -358,13 +358,13 @@ func TestAnsibleDoc(t *testing.T) {
 		t.Fatalf("ansible-doc -j: %v\n%s", err, r.Out)
 	}
 	opts := doc["imagebuilder.images.image_build"].Doc.Options
-	if len(opts) != 5 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil || opts["secrets"] == nil || opts["ssh"] == nil {
+	if len(opts) != 6 || opts["source"] == nil || opts["target"] == nil || opts["builder"] == nil || opts["secrets"] == nil || opts["ssh"] == nil || opts["vars"] == nil {
 		t.Errorf("ansible-doc -j options: %v", opts)
 	}
 
 	// The sidecar of `make modules` (a library directory: TOSCA's playbooks use one).
 	lib := t.TempDir()
-	m, err := ansible.LoadModuleDoc("image_build", "../../schema/build-params.schema.json", "docs.yml")
+	m, err := ansible.LoadModuleDoc("image_build", "../../schema/build-params.schema.json", "docs.yml", "options.schema.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,10 +31,14 @@ func TestCollection(t *testing.T) {
 	}
 	installed := filepath.Join(collections, "ansible_collections", "imagebuilder", "images")
 	for path, machine := range map[string]elf.Machine{
-		"binaries/linux_amd64/image_build":  elf.EM_X86_64,
-		"binaries/linux_arm64/image_build":  elf.EM_AARCH64,
-		"binaries/linux_amd64/image_family": elf.EM_X86_64,
-		"binaries/linux_arm64/image_family": elf.EM_AARCH64,
+		"binaries/linux_amd64/image_build":    elf.EM_X86_64,
+		"binaries/linux_arm64/image_build":    elf.EM_AARCH64,
+		"binaries/linux_amd64/image_family":   elf.EM_X86_64,
+		"binaries/linux_arm64/image_family":   elf.EM_AARCH64,
+		"binaries/linux_amd64/image_promote":  elf.EM_X86_64,
+		"binaries/linux_arm64/image_promote":  elf.EM_AARCH64,
+		"binaries/linux_amd64/image_manifest": elf.EM_X86_64,
+		"binaries/linux_arm64/image_manifest": elf.EM_AARCH64,
 	} {
 		f, err := elf.Open(filepath.Join(installed, path))
 		if err != nil {
@@ -46,7 +50,8 @@ func TestCollection(t *testing.T) {
 		f.Close()
 	}
 	for _, path := range []string{"LICENSE", "CHANGELOG.md", "plugins/modules/image_build.py", "plugins/action/image_build.py",
-		"plugins/modules/image_family.py", "plugins/action/image_family.py", "plugins/plugin_utils/binary_module.py", "binaries/SHA256SUMS"} {
+		"plugins/modules/image_family.py", "plugins/action/image_family.py", "plugins/modules/image_promote.py", "plugins/action/image_promote.py",
+		"plugins/modules/image_manifest.py", "plugins/action/image_manifest.py", "plugins/plugin_utils/binary_module.py", "binaries/SHA256SUMS"} {
 		if _, err := os.Stat(filepath.Join(installed, path)); err != nil {
 			t.Errorf("the installed collection lacks %s: %v", path, err)
 		}
@@ -56,8 +61,8 @@ func TestCollection(t *testing.T) {
 	for _, e := range entries {
 		modules = append(modules, e.Name())
 	}
-	if !slices.Equal(modules, []string{"image_build.py", "image_family.py"}) {
-		t.Errorf("plugins/modules holds %v, want only image_build.py and image_family.py (binaries are no public module names)", modules)
+	if want := []string{"image_build.py", "image_family.py", "image_manifest.py", "image_promote.py"}; !slices.Equal(modules, want) {
+		t.Errorf("plugins/modules holds %v, want only %v (binaries are no public module names)", modules, want)
 	}
 
 	collEnv := func(t *testing.T, extra ...string) []string {

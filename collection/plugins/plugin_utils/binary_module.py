@@ -3,7 +3,8 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0.txt)
 """The action of every module of this collection: runs the module's binary built for the machine
 of the host that runs the task. plugins/action/NAME.py of each module is a subclass of
-BinaryModuleAction; the module is the one the task names (image_build, image_family).
+BinaryModuleAction; the module is the one the task names (image_build, image_family, image_promote,
+image_manifest).
 
 A module is a compiled Go program, one per platform, in the collection's binaries/ directory
 (binaries/linux_amd64/NAME, binaries/linux_arm64/NAME, their SHA-256 in binaries/SHA256SUMS);
