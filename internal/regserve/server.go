@@ -18,6 +18,7 @@ import (
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/auth"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
 	"github.com/distribution/distribution/v3/registry/proxy"
@@ -127,7 +128,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Storage: configuration.Storage{
 			"filesystem": configuration.Parameters{"rootdirectory": root},
 			"delete":     configuration.Parameters{"enabled": true},
-			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
 		},
 		Middleware: map[string][]configuration.Middleware{
 			"registry": {{Name: middlewareName, Options: configuration.Parameters{"namespace": ns}}},
@@ -135,9 +135,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	dc.HTTP.Secret = hex.EncodeToString(secret)
 	dc.Validation.Manifests.URLs.Allow = []string{"^https?://"}
-	auth := "none"
+	authMode := "none"
 	if cfg.Htpasswd != "" {
-		auth = "htpasswd"
+		authMode = "htpasswd"
 		dc.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "imagebuilder-registry", "path": cfg.Htpasswd}}
 	}
 	app, err := newApp(ctx, dc)
@@ -145,6 +145,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	var access auth.AccessController
+	if cfg.Htpasswd != "" {
+		if access, err = auth.GetAccessController("htpasswd", dc.Auth["htpasswd"]); err != nil {
+			app.Shutdown()
+			return nil, fmt.Errorf("reading --htpasswd: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.listen())
 	if err != nil {
 		app.Shutdown()
@@ -152,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{app: app, ln: ln, ns: ns, log: log}
 	s.http = &http.Server{
-		Handler:           withMethod(app),
+		Handler:           withMethod(&extensions{next: app, ns: ns, access: access}),
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -172,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		URL:       scheme + "://" + ln.Addr().String(),
 		Root:      root,
 		Upstreams: router.Upstreams(),
-		Auth:      auth,
+		Auth:      authMode,
 	}
 	if s.ready.Upstreams == nil {
 		s.ready.Upstreams = []Upstream{}
