@@ -61,13 +61,7 @@ func start(t *testing.T, cfg Config) (string, *Server) {
 
 func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
+	testenv.Push(t, ref, img, opts...)
 }
 
 func digestOf(t *testing.T, ref string, opts ...remote.Option) (string, error) {
