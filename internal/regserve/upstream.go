@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 )
 
@@ -147,7 +149,7 @@ func (r *Router) Upstreams() []Upstream { return append([]Upstream(nil), r.rules
 // Match returns the rule for the repository repo (a path of this registry) and the name the
 // repository has upstream: repo without the rule's prefix, under the rule's namespace (and
 // under library/ for a one-component name on Docker Hub). ok is false when no rule matches,
-// or when nothing is left to name upstream.
+// or when what is left is no repository name upstream.
 func (r *Router) Match(repo string) (u Upstream, remote string, ok bool) {
 	if r == nil {
 		return Upstream{}, "", false
@@ -163,6 +165,9 @@ func (r *Router) Match(repo string) (u Upstream, remote string, ok bool) {
 		}
 		if rule.dockerHub && !strings.Contains(remote, "/") {
 			remote = "library/" + remote
+		}
+		if _, err := reference.WithName(remote); err != nil {
+			return Upstream{}, "", false // a name the upstream cannot have (an upper-case host part under a namespace)
 		}
 		return rule, remote, true
 	}
