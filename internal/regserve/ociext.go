@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/distribution/distribution/v3/registry/auth"
 	"github.com/distribution/reference"
@@ -67,6 +68,8 @@ func (e *extensions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.putManifest(w, r, name, last)
 	case kind == "blobs" && get && otherDigest(last):
 		e.next.ServeHTTP(&rewriter{ResponseWriter: w, digest: last}, r)
+	case kind == "blobs/uploads" && r.Method == http.MethodPost && last == "" && e.postOnly(w, r, name):
+		// answered: a monolithic upload or an anonymous mount
 	case kind == "blobs/uploads" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		q := r.URL.Query()
 		d := q.Get("digest")
@@ -238,16 +241,8 @@ func referrerPath(name string, subject, referrer digest.Digest) string {
 // referrers answers the referrers API: an image index of the manifests pushed here with this
 // subject that still exist.
 func (e *extensions) referrers(w http.ResponseWriter, r *http.Request, name, dgst string) {
-	if e.access != nil {
-		_, err := e.access.Authorized(r, auth.Access{Resource: auth.Resource{Type: "repository", Name: name}, Action: "pull"})
-		if err != nil {
-			var ch auth.Challenge
-			if errors.As(err, &ch) {
-				ch.SetHeaders(r, w)
-			}
-			_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized.WithDetail(err.Error()))
-			return
-		}
+	if !e.authorized(w, r, name, "pull") {
+		return
 	}
 	subject, err := digest.Parse(dgst)
 	if err != nil {
@@ -316,4 +311,96 @@ func linkPath(name, kind string, d digest.Digest) string {
 
 func layerLink(name, d string) string {
 	return linkPath(name, "_layers", digest.Digest(d))
+}
+
+// postOnly answers what distribution turns into an upload session: a POST with ?digest= and
+// the blob as its body (a monolithic upload), and a POST with ?mount= and no from= (a mount
+// from wherever this registry holds the blob; sha256 only, the digest blobs are stored by).
+// It reports false, answering nothing, for every other POST.
+func (e *extensions) postOnly(w http.ResponseWriter, r *http.Request, name string) bool {
+	q := r.URL.Query()
+	mount, from, dgst := q.Get("mount"), q.Get("from"), q.Get("digest")
+	if (mount == "") == (dgst == "") || from != "" {
+		return false
+	}
+	if !e.authorized(w, r, name, "pull", "push") {
+		return true
+	}
+	ctx := r.Context()
+	named, err := reference.WithName(name)
+	if err != nil {
+		return false
+	}
+	if mount != "" {
+		d, err := digest.Parse(mount)
+		if err != nil || d.Algorithm() != digest.Canonical {
+			return false
+		}
+		if _, err := e.ns.Namespace.BlobStatter().Stat(ctx, d); err != nil {
+			return false // not held here: distribution opens an upload session
+		}
+		e.link(ctx, name, "_layers", d.String(), d.String())
+		created(w, name, d)
+		return true
+	}
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(dgst))
+		return true
+	}
+	repo, err := e.ns.Namespace.Repository(ctx, named)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return true
+	}
+	bw, err := repo.Blobs(ctx).Create(ctx)
+	if err != nil {
+		_ = errcode.ServeJSON(w, errcode.ErrorCodeUnknown.WithDetail(err.Error()))
+		return true
+	}
+	if _, err = io.Copy(bw, r.Body); err == nil {
+		_, err = bw.Commit(ctx, v1.Descriptor{Digest: d, Size: bw.Size()})
+	}
+	if err != nil {
+		_ = bw.Cancel(ctx)
+		var invalid distribution.ErrBlobInvalidDigest
+		if errors.As(err, &invalid) {
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeDigestInvalid.WithDetail(err.Error()))
+		} else {
+			_ = errcode.ServeJSON(w, errcode.ErrorCodeBlobUploadInvalid.WithDetail(err.Error()))
+		}
+		return true
+	}
+	created(w, name, d)
+	return true
+}
+
+// created answers 201 for blob d of repository name.
+func created(w http.ResponseWriter, name string, d digest.Digest) {
+	w.Header().Set("Location", "/v2/"+name+"/blobs/"+d.String())
+	w.Header().Set("Docker-Content-Digest", d.String())
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// authorized asks the access controller (as distribution's handlers do) for actions on
+// repository name, and answers 401 with the challenge when it refuses.
+func (e *extensions) authorized(w http.ResponseWriter, r *http.Request, name string, actions ...string) bool {
+	if e.access == nil {
+		return true
+	}
+	var access []auth.Access
+	for _, a := range actions {
+		access = append(access, auth.Access{Resource: auth.Resource{Type: "repository", Name: name}, Action: a})
+	}
+	_, err := e.access.Authorized(r, access...)
+	if err == nil {
+		return true
+	}
+	var ch auth.Challenge
+	if errors.As(err, &ch) {
+		ch.SetHeaders(r, w)
+	}
+	_ = errcode.ServeJSON(w, errcode.ErrorCodeUnauthorized.WithDetail(err.Error()))
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
 
@@ -255,8 +256,18 @@ func TestHtpasswd(t *testing.T) {
 	if got, err := digestOf(t, ref.String(), good); err != nil || got != want {
 		t.Errorf("authenticated pull = %s %v, want %s", got, err, want)
 	}
+	// The monolithic upload the extension answers itself is authenticated too.
+	blob := "anonymous blob"
+	resp, err := http.Post(fmt.Sprintf("http://%s/v2/team/app/blobs/uploads/?digest=%s", reg, digest.FromString(blob)), "application/octet-stream", strings.NewReader(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous monolithic upload: %s, want 401", resp.Status)
+	}
 	url := fmt.Sprintf("http://%s/v2/team/app/referrers/%s", reg, want)
-	resp, err := http.Get(url)
+	resp, err = http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
