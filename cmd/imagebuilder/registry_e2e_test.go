@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -148,5 +149,36 @@ func TestRegistryServeBuildset(t *testing.T) {
 	}
 	if upstreamDigest := testenv.RegistryDigest(t, env[testenv.Base], nil); upstreamDigest == want.String() {
 		t.Errorf("the push reached the upstream")
+	}
+}
+
+// TestRegistryServeUsage: bad flags are usage errors (exit 2) found before anything listens; a
+// listen failure is a runtime failure (exit 1); neither prints the readiness line.
+func TestRegistryServeUsage(t *testing.T) {
+	root := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"registry", "serve"}, 2, "--root: a storage directory is required"},
+		{[]string{"registry", "serve", "--root", root, "--upstream", "https://user:hunter2pw@quay.io"}, 2, "must not carry user information"},
+		{[]string{"registry", "serve", "--root", root, "--listen", "0.0.0.0:0", "--htpasswd", "/etc/hostname"}, 2, "passwords in clear"},
+		{[]string{"registry", "serve", "--root", root, "extra"}, 2, "unknown command"},
+		{[]string{"registry", "serve", "--root", root, "--log-level", "loud"}, 2, `--log-level "loud"`},
+		{[]string{"registry", "serve", "--root", root, "--listen", busy.Addr().String()}, 1, "listening on " + busy.Addr().String()},
+	} {
+		code, stdout, stderr := ib(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || stdout != "" {
+			t.Errorf("%q: exit %d (want %d), stdout %q, stderr %q (want %q)", tc.args, code, tc.code, stdout, stderr, tc.msg)
+		}
+		if strings.Contains(stderr, "hunter2pw") {
+			t.Errorf("%q: stderr shows the password: %s", tc.args, stderr)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 )
 
@@ -72,6 +74,11 @@ func (c Config) check() (*Router, []string, error) {
 		errs = append(errs, fmt.Sprintf("--listen %q: not HOST:PORT", c.listen()))
 	} else if _, perr := net.LookupPort("tcp", port); perr != nil {
 		errs = append(errs, fmt.Sprintf("--listen %q: bad port %q", c.listen(), port))
+	}
+	if c.LogLevel != "" {
+		if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+			errs = append(errs, fmt.Sprintf("--log-level %q: debug, info, warn or error", c.LogLevel))
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, "--tls-cert and --tls-key go together")

@@ -134,6 +134,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	dc.HTTP.Secret = hex.EncodeToString(secret)
+	// What distribution's configuration parser would default.
+	dc.Catalog.MaxEntries, dc.Tags.MaxTags = 1000, 1000
 	dc.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	authMode := "none"
 	if cfg.Htpasswd != "" {

@@ -185,6 +185,18 @@ func TestFallThroughRouting(t *testing.T) {
 		t.Errorf("credentials were read for %v, want each upstream once", asked)
 	}
 
+	// The catalog lists what is stored here: pulled through (under this registry's names) and pushed.
+	resp, err := http.Get("http://" + reg + "/v2/_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var catalog struct{ Repositories []string }
+	err = json.NewDecoder(resp.Body).Decode(&catalog)
+	resp.Body.Close()
+	if got := strings.Join(catalog.Repositories, " "); err != nil || got != "quay.io/y team/x" {
+		t.Errorf("catalog = %q %v, want the pulled quay.io/y and team/x", got, err)
+	}
+
 	// Cached: with the upstream gone, the pulled tag and its blobs are still served.
 	quay.Close()
 	if got, err := digestOf(t, reg+"/quay.io/y:1"); err != nil || got != quayDigest {
