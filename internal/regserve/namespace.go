@@ -3,20 +3,25 @@ package regserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"path"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/proxy"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
+	"github.com/imagebuilder/imagebuilder/internal/registry"
 )
 
 // The fall-through is a distribution registry middleware (a distribution.Namespace wrapping
@@ -91,10 +96,11 @@ func (n *namespace) Repository(ctx context.Context, name reference.Named) (distr
 	if err != nil {
 		return r, nil // a name the upstream cannot have: local only
 	}
-	r.upstream = u
 	p, err := n.proxyFor(ctx, u)
 	if err != nil {
-		return nil, err
+		// What is stored here is still served; the upstream is tried again next time.
+		n.log.Warn("upstream unavailable: serving what is stored here", "repository", name.Name(), "upstream", u.URL, "error", err)
+		return r, nil
 	}
 	r.proxy, err = p.Repository(context.WithValue(ctx, localNameKey{}, name), remoteNamed)
 	if err != nil {
@@ -117,9 +123,8 @@ func (n renaming) Repository(ctx context.Context, name reference.Named) (distrib
 // repository is the local repository, reading through proxy when it has an upstream.
 type repository struct {
 	distribution.Repository
-	ns       *namespace
-	upstream Upstream
-	proxy    distribution.Repository // nil without upstream
+	ns    *namespace
+	proxy distribution.Repository // nil without upstream
 }
 
 func (r *repository) Blobs(ctx context.Context) distribution.BlobStore {
@@ -302,4 +307,66 @@ func union(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// proxyFor returns the pull-through proxy of u, creating it on first use: that reads the
+// upstream's credentials and asks the upstream for its authentication endpoints, without a
+// lock held (a hanging upstream holds up only the requests that need it, until they end).
+func (n *namespace) proxyFor(ctx context.Context, u Upstream) (distribution.Namespace, error) {
+	n.mu.Lock()
+	p, ok := n.proxies[u.Prefix]
+	n.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	type made struct {
+		p   distribution.Namespace
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		p, err := n.newProxy(context.WithoutCancel(ctx), u)
+		ch <- made{p, err}
+	}()
+	select {
+	case m := <-ch:
+		if m.err != nil {
+			return nil, m.err
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if p, ok := n.proxies[u.Prefix]; ok {
+			return p, nil // another request made it first
+		}
+		n.proxies[u.Prefix] = m.p
+		return m.p, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (n *namespace) newProxy(ctx context.Context, u Upstream) (distribution.Namespace, error) {
+	creds, err := n.creds(ctx, u.host)
+	if err != nil {
+		n.log.Warn("reading upstream credentials failed: pulling anonymously", "upstream", u.URL, "error", n.redactor.String(err.Error()))
+		creds = registry.Credentials{}
+	}
+	if creds.IdentityToken != "" || creds.RegistryToken != "" {
+		n.redactor.Add(creds.IdentityToken, creds.RegistryToken)
+		n.log.Warn("the Docker config holds a token, not a user name and password, for this upstream: pulling anonymously", "upstream", u.URL)
+		creds = registry.Credentials{}
+	}
+	n.redactor.AddBasic(creds.Username, creds.Password)
+	zero := time.Duration(0)
+	p, err := proxy.NewRegistryPullThroughCache(ctx, renaming{n.Namespace}, n.driver, configuration.Proxy{
+		RemoteURL: u.base,
+		Username:  creds.Username,
+		Password:  creds.Password,
+		TTL:       &zero, // never expire: the cache shares the storage with what was pushed
+	})
+	if err != nil {
+		return nil, n.redactor.Error(fmt.Errorf("reaching upstream %s: %w", u.URL, err))
+	}
+	n.log.Info("pulling through", "upstream", u.URL, "authenticated", creds.Username != "")
+	return p, nil
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/distribution/distribution/v3/registry/auth"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	registrymiddleware "github.com/distribution/distribution/v3/registry/middleware/registry"
-	"github.com/distribution/distribution/v3/registry/proxy"
 	"github.com/distribution/distribution/v3/registry/storage"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/sirupsen/logrus"
@@ -225,12 +224,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.http.Close()
 	}
 	s.app.Shutdown()
-	if s.ns.driver != nil {
+	if _, serr := s.ns.driver.Stat(context.Background(), storageRepositories); serr == nil { // else nothing was ever stored
 		deleted, errs := storage.PurgeUploads(context.Background(), s.ns.driver, time.Now().Add(time.Minute), true)
 		if len(deleted) > 0 {
 			s.log.Info("removed unfinished uploads", "files", len(deleted))
 		}
-		err = errors.Join(append([]error{err}, errs...)...)
+		for _, e := range errs {
+			err = errors.Join(err, fmt.Errorf("removing unfinished uploads: %w", e))
+		}
 	}
 	return err
 }
@@ -260,41 +261,6 @@ func Run(ctx context.Context, cfg Config, grace time.Duration, ready func(Ready)
 		err = errors.Join(err, serr)
 	}
 	return err
-}
-
-// proxyFor returns the pull-through proxy of u, creating it on first use (which asks the
-// upstream for its authentication endpoints and reads its credentials).
-func (n *namespace) proxyFor(ctx context.Context, u Upstream) (distribution.Namespace, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if p, ok := n.proxies[u.Prefix]; ok {
-		return p, nil
-	}
-	creds, err := n.creds(ctx, u.host)
-	if err != nil {
-		n.log.Warn("reading upstream credentials failed: pulling anonymously", "upstream", u.URL, "error", n.redactor.String(err.Error()))
-		creds = registry.Credentials{}
-	}
-	if creds.IdentityToken != "" || creds.RegistryToken != "" {
-		n.redactor.Add(creds.IdentityToken, creds.RegistryToken)
-		n.log.Warn("the Docker config holds a token, not a user name and password, for this upstream: pulling anonymously", "upstream", u.URL)
-		creds = registry.Credentials{}
-	}
-	n.redactor.Add(creds.Password)
-	n.redactor.AddBasic(creds.Username, creds.Password)
-	zero := time.Duration(0)
-	p, err := proxy.NewRegistryPullThroughCache(context.WithoutCancel(ctx), renaming{n.Namespace}, n.driver, configuration.Proxy{
-		RemoteURL: u.base,
-		Username:  creds.Username,
-		Password:  creds.Password,
-		TTL:       &zero, // never expire: the cache shares the storage with what was pushed
-	})
-	if err != nil {
-		return nil, n.redactor.Error(fmt.Errorf("reaching upstream %s: %w", u.URL, err))
-	}
-	n.proxies[u.Prefix] = p
-	n.log.Info("pulling through", "upstream", u.URL, "authenticated", creds.Username != "")
-	return p, nil
 }
 
 // dockerConfigCredentials reads the credentials of host from the Docker config and its

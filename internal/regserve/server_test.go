@@ -3,11 +3,14 @@ package regserve
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -380,5 +383,85 @@ func TestShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(base); err == nil {
 		t.Error("still answering after the shutdown")
+	}
+}
+
+// TestUpstreamDown: an upstream that does not answer (here nothing listens) costs nothing to
+// what is stored here: pushes and pulls of local content work, a missing image is a 404.
+func TestUpstreamDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	var logs testenv.SyncBuffer
+	reg, _ := start(t, Config{Upstreams: []string{"http://" + dead}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	img, want := randomImage(t)
+	push(t, reg+"/team/app:1", img)
+	if got, err := digestOf(t, reg+"/team/app:1"); err != nil || got != want {
+		t.Errorf("pushed image with the upstream down = %s %v, want %s", got, err, want)
+	}
+	resp, err := http.Get("http://" + reg + "/v2/team/other/manifests/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("missing image with the upstream down: %s, want 404", resp.Status)
+	}
+	if !strings.Contains(logs.String(), "upstream unavailable") {
+		t.Errorf("the log does not say the upstream is unavailable:\n%s", logs.String())
+	}
+}
+
+// TestTLS: --tls-cert/--tls-key serve HTTPS that a client trusting the certificate uses.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := testenv.NewCert(t, dir, "ca", nil, nil)
+	testenv.NewCert(t, dir, "server", ca, caKey)
+	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	reg, s := start(t, Config{TLSCert: certFile, TLSKey: keyFile})
+	if !strings.HasPrefix(s.Ready().URL, "https://") {
+		t.Errorf("ready URL %q is not https", s.Ready().URL)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	r, err := name.ParseReference(reg+"/team/app:1", name.StrictValidation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, want := randomImage(t)
+	if err := remote.Write(r, img, remote.WithTransport(tr)); err != nil {
+		t.Fatalf("push over TLS: %v", err)
+	}
+	got, err := remote.Head(r, remote.WithTransport(tr))
+	if err != nil || got.Digest.String() != want {
+		t.Errorf("HEAD over TLS = %v %v, want %s", got, err, want)
+	}
+	resp, err := http.Get("http://" + reg + "/v2/")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("plain HTTP answered %s on a TLS listener", resp.Status)
+		}
+	}
+}
+
+// TestShutdownUnused: a registry that never stored anything stops without an error (the
+// command exits 0 on SIGTERM).
+func TestShutdownUnused(t *testing.T) {
+	s, err := New(context.Background(), Config{Listen: "127.0.0.1:0", Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }
