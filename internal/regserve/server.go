@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		logrus.SetLevel(lvl)
 		logrus.SetOutput(redactor.Writer(cfg.LogOutput))
+		logrus.SetFormatter(urlMasking{&logrus.TextFormatter{}})
 	}
 	ns := &namespace{
 		router:   router,
@@ -272,4 +274,17 @@ func dockerConfigCredentials(ctx context.Context, host string) (registry.Credent
 	}
 	creds, _, err := c.Auth(ctx, host)
 	return creds, err
+}
+
+// urlMasking shows the request URIs distribution logs as imagebuilder shows every URL: query
+// values masked (an upload's _state, say).
+type urlMasking struct{ logrus.Formatter }
+
+func (f urlMasking) Format(e *logrus.Entry) ([]byte, error) {
+	for k, v := range e.Data {
+		if s, ok := v.(string); ok && strings.HasSuffix(k, ".uri") {
+			e.Data[k] = redact.URL(s)
+		}
+	}
+	return f.Formatter.Format(e)
 }

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,7 +153,11 @@ func TestFallThroughRouting(t *testing.T) {
 	push(t, quay.host+"/ns/y:1", quayImg, quay.auth())
 
 	var logs bytes.Buffer
-	t.Cleanup(func() { logrus.SetOutput(os.Stderr); logrus.SetLevel(logrus.InfoLevel) })
+	t.Cleanup(func() {
+		logrus.SetOutput(os.Stderr)
+		logrus.SetLevel(logrus.InfoLevel)
+		logrus.SetFormatter(&logrus.TextFormatter{})
+	})
 	var asked []string
 	reg, _ := start(t, Config{
 		Upstreams: []string{"http://" + hub.host, "quay.io/=http://" + quay.host + "/ns"},
@@ -226,6 +231,9 @@ func TestFallThroughRouting(t *testing.T) {
 
 	if strings.Contains(logs.String(), quay.password) {
 		t.Errorf("the log shows the upstream password:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "_state=") || regexp.MustCompile(`_state=[^*]`).MatchString(logs.String()) {
+		t.Errorf("the log does not show request URIs with their query values masked:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "pulling through") {
 		t.Errorf("the log does not say which upstreams it reached:\n%s", logs.String())
