@@ -32,7 +32,8 @@ import (
 // chosen by the [Router].
 
 // pushedRoot holds one empty file per tag pushed to this registry
-// (pushedRoot/REPOSITORY/TAG): such tags are served locally and never asked upstream, while a
+// (pushedRoot/REPOSITORY/_tags/TAG: "_tags" is no repository component, so repository a's tag b
+// and repository a/b do not collide): such tags are served locally and never asked upstream, while a
 // tag that was only cached from an upstream is asked upstream again (distribution's
 // pull-through rule: the upstream's current tag wins, the cached one serves when the upstream
 // does not answer).
@@ -227,7 +228,7 @@ type tags struct {
 	repo   string
 }
 
-func (t *tags) mark(tag string) string { return path.Join(pushedRoot, t.repo, tag) }
+func (t *tags) mark(tag string) string { return path.Join(pushedRoot, t.repo, "_tags", tag) }
 
 func (t *tags) pushed(ctx context.Context, tag string) bool {
 	_, err := t.driver.Stat(ctx, t.mark(tag))

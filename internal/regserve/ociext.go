@@ -35,8 +35,8 @@ import (
 //     (the link distribution itself writes for a blob uploaded under another digest), and adds
 //     that link for blobs mounted by such a digest.
 
-// referrersRoot holds REPOSITORY/SUBJECT-ALG/SUBJECT-HEX/REFERRER-ALG-HEX: the referrer's
-// descriptor as JSON.
+// referrersRoot holds REPOSITORY/_subjects/SUBJECT-ALG/SUBJECT-HEX/REFERRER-ALG-HEX: the
+// referrer's descriptor as JSON ("_subjects" is no repository component).
 const referrersRoot = "/imagebuilder/referrers"
 
 // storageRepositories is where distribution's storage keeps repositories (its path layout).
@@ -231,7 +231,7 @@ func (e *extensions) addReferrer(ctx context.Context, name string, mf manifestFi
 }
 
 func referrersDir(name string, subject digest.Digest) string {
-	return path.Join(referrersRoot, name, subject.Algorithm().String(), subject.Encoded())
+	return path.Join(referrersRoot, name, "_subjects", subject.Algorithm().String(), subject.Encoded())
 }
 
 func referrerPath(name string, subject, referrer digest.Digest) string {

@@ -473,3 +473,19 @@ func TestShutdownUnused(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestNestedNames: a repository's tag and a repository below it with the same name (team:app,
+// team/app) live side by side, pushed tags and referrers alike, with an upstream configured.
+func TestNestedNames(t *testing.T) {
+	up := newUpstream(t, "", "")
+	reg, _ := start(t, Config{Upstreams: []string{"http://" + up.host}})
+	a, aDigest := randomImage(t)
+	b, bDigest := randomImage(t)
+	push(t, reg+"/team:app", a)
+	push(t, reg+"/team/app:1", b)
+	for ref, want := range map[string]string{reg + "/team:app": aDigest, reg + "/team/app:1": bDigest} {
+		if got, err := digestOf(t, ref); err != nil || got != want {
+			t.Errorf("%s = %s %v, want %s", ref, got, err, want)
+		}
+	}
+}
