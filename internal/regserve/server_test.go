@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -487,5 +488,24 @@ func TestNestedNames(t *testing.T) {
 		if got, err := digestOf(t, ref); err != nil || got != want {
 			t.Errorf("%s = %s %v, want %s", ref, got, err, want)
 		}
+	}
+}
+
+// TestDockerConfigCredentials: without Config.Credentials, an upstream's credentials come from
+// the Docker config (DOCKER_CONFIG), as imagebuilder build reads them.
+func TestDockerConfigCredentials(t *testing.T) {
+	up := newUpstream(t, "robot", "from-docker-config")
+	img, want := randomImage(t)
+	push(t, up.host+"/team/x:1", img, up.auth())
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(up.user + ":" + up.password))
+	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, up.host, auth)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", dir)
+	reg, _ := start(t, Config{Upstreams: []string{"http://" + up.host}})
+	if got, err := digestOf(t, reg+"/team/x:1"); err != nil || got != want {
+		t.Errorf("pull through an authenticated upstream = %s %v, want %s", got, err, want)
 	}
 }
