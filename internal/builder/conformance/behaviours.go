@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -221,12 +222,25 @@ func failingRun(t *testing.T, s *suite) {
 // the Credentials callback is asked for that registry (and nothing else), and its answer is
 // used for the pull and the push.
 func credentials(t *testing.T, s *suite) {
+	auth := remote.WithAuth(&authn.Basic{Username: s.env.AuthUser, Password: s.env.AuthPassword})
+	// The base by digest: BuildKit shares the resolution of a reference between concurrent
+	// builds, so another test pulling AuthBase by tag with a wrong password at the same time
+	// could fail this one.
+	tagged, err := name.ParseReference(s.env.AuthBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(tagged, auth)
+	if err != nil {
+		t.Fatalf("resolving %s: %v", s.env.AuthBase, err)
+	}
+	base := tagged.Context().Digest(desc.Digest.String()).String()
 	req, rec := s.request(t, s.env.AuthRegistry, map[string]string{
 		"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo " + nonce() + " > /nonce\n",
-	}, s.env.AuthBase)
+	}, base)
 	req.Platforms = s.env.Platforms[:1]
-	req.BuildArgs = map[string]string{"BASE": s.env.AuthBase}
-	_, ref := s.build(t, req, rec, remote.WithAuth(&authn.Basic{Username: s.env.AuthUser, Password: s.env.AuthPassword}))
+	req.BuildArgs = map[string]string{"BASE": base}
+	_, ref := s.build(t, req, rec, auth)
 	if !slices.Contains(rec.hosts(), s.env.AuthRegistry) {
 		t.Errorf("the credentials of %s were never asked for (asked: %v)", s.env.AuthRegistry, rec.hosts())
 	}
