@@ -124,6 +124,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 		newConvertCmd(),
 		newSchemaCmd(),
 		newRegistryCmd(),
+		newBuildersCmd(),
 	)
 	return root
 }
