@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?=
 FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:60000x ./internal/ansible:FuzzParseArgs:100000x ./internal/family:FuzzLoadFamily:100000x ./internal/builder/buildah:FuzzOutputParser:60000x
 
-.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check ansible-gates
+.PHONY: all build test unit fuzz schema generate lint testenv testenv-down demo clean dist dist-check ansible-gates
 
 all: build
 
@@ -43,6 +43,11 @@ fuzz:
 ## documentation (collection/plugins/modules/*.py) from the Go types
 schema:
 	$(GO) generate ./...
+
+## generate: regenerate the builder plugin contract's Go code (internal/builder/plugin/pluginpb)
+## from its .proto: Debian's protobuf-compiler, protoc-gen-go and protoc-gen-go-grpc from the Go proxy
+generate:
+	GO=$(GO) scripts/generate-proto.sh
 
 ## lint: gofmt and go vet
 lint:

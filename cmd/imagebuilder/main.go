@@ -120,6 +120,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),
+		newBuildersCmd(),
 	)
 	return root
 }

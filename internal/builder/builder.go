@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,11 @@ type Request struct {
 	Insecure bool `json:"insecure,omitempty"`
 	// SSH lists the ssh agent sockets or keys forwarded to the build, by id.
 	SSH []SSHForward `json:"ssh,omitempty"`
+	// Registries are the registry hosts the build pulls from (the hosts of the Dockerfile's
+	// base images, e.g. "registry.example.com:5000", Docker Hub as "index.docker.io"). With
+	// the repository's host they are the hosts a plugin gets credentials for (see
+	// [Request.RegistryHosts]); the in-process drivers do not need them.
+	Registries []string `json:"registries,omitempty"`
 
 	// Credentials answers for a registry host (e.g. "registry.example.com:5000"; Docker Hub is
 	// asked as "index.docker.io") with the credentials BuildKit uses to pull base images and, on
@@ -141,8 +147,8 @@ type Info struct {
 	HostNetwork bool `json:"host_network,omitempty"`
 	// ContainerdStore reports a Docker daemon that keeps images in the containerd store.
 	ContainerdStore bool `json:"containerd_store,omitempty"`
-	// Version is the version of the build tool behind a builder that is neither BuildKit nor
-	// a Docker daemon (buildah's, say).
+	// Version is the builder's own version, when it has one apart from the engine's (a
+	// plugin's: buildah's version, say).
 	Version string `json:"version,omitempty"`
 }
 
@@ -316,7 +322,8 @@ func WithDockerContext(name string) Option {
 	}
 }
 
-// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint. An
+// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint (a
+// builder plugin is started, though: its program runs until Close). An
 // explicit address wins; otherwise (endpoint "" or "docker") the environment decides, as
 // [Select] describes. [Builder.Selection] tells which endpoint was taken, and why.
 func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
@@ -327,6 +334,13 @@ func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) 
 	switch sel.Kind {
 	case KindDocker:
 		return newDocker(ctx, sel, o)
+	case KindPlugin:
+		d, err := registeredPluginDriver()
+		if err != nil {
+			return nil, err
+		}
+		query, _ := url.ParseQuery(sel.ep.Query) // encoded by ParseEndpoint
+		return d.Open(ctx, sel.ep.Address, query)
 	default:
 		return newBuildKit(ctx, sel, o)
 	}
