@@ -14,9 +14,11 @@ FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInj
 
 all: build
 
-## build: the helper command into bin/imagebuilder
+## build: the helper command into bin/imagebuilder, and beside it the buildah builder plugin
+## bin/imagebuilder-builder-buildah (found there by --builder plugin:buildah)
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder ./cmd/imagebuilder
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder-builder-buildah ./cmd/imagebuilder-builder-buildah
 
 ## test: every test against the real services (started by scripts/testenv.sh), Ansible's own gates
 ## on the collection (scripts/ansible-gates.sh: ansible-test sanity, ansible-lint, galaxy-importer),

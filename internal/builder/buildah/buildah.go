@@ -38,6 +38,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,6 +117,12 @@ type Builder struct {
 	cfg     Config
 	storage string // --root
 	runRoot string // --runroot
+
+	// closing ends every build in flight when Close is called; builds counts them, so that
+	// Close can wait for them to stop buildah and remove their files.
+	closing context.Context
+	close   context.CancelFunc
+	builds  sync.WaitGroup
 }
 
 var _ builder.Builder = (*Builder)(nil)
@@ -148,22 +155,38 @@ func New(cfg Config) (*Builder, error) {
 		return nil, fmt.Errorf("configuring buildah: creating the storage directory: %w", err)
 	}
 	b := &Builder{cfg: cfg, storage: filepath.Join(dir, "storage"), runRoot: cfg.RunRoot}
+	b.closing, b.close = context.WithCancel(context.Background())
 	if b.runRoot == "" {
 		b.runRoot = filepath.Join(dir, "run")
 	}
 	return b, nil
 }
 
-// Endpoint names the builder in results and errors.
-func (b *Builder) Endpoint() string { return string(Kind) }
+// Endpoint names the builder in results and errors: "buildah:" and its directory.
+func (b *Builder) Endpoint() string { return string(Kind) + ":" + b.cfg.Dir }
 
 // Selection names the builder; it is always chosen explicitly.
 func (b *Builder) Selection() builder.Selection {
 	return builder.Selection{Kind: Kind, Endpoint: b.Endpoint(), Origin: builder.OriginExplicit}
 }
 
-// Close releases nothing: every call is a process of its own.
-func (b *Builder) Close() error { return nil }
+// closeWait bounds how long Close waits for the builds it cancelled to stop buildah and remove
+// their files: below the two seconds go-plugin gives a plugin to exit before killing it.
+const closeWait = 1500 * time.Millisecond
+
+// Close cancels the builds in flight and waits (up to closeWait) until they have stopped
+// buildah and removed their files; later builds fail. Served as a plugin, this runs when the
+// host closes the plugin, before the process exits.
+func (b *Builder) Close() error {
+	b.close()
+	done := make(chan struct{})
+	go func() { b.builds.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
+	return nil
+}
 
 // globalArgs are the options before buildah's subcommand.
 func (b *Builder) globalArgs() []string {
@@ -218,6 +241,12 @@ func exitError(err error) error {
 
 // Build builds req, one buildah build per platform, and pushes the result by digest.
 func (b *Builder) Build(ctx context.Context, req builder.Request) (*builder.Built, error) {
+	b.builds.Add(1)
+	defer b.builds.Done()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(b.closing, func() { cancel(errClosed) })
+	defer stop()
 	repo, plats, err := builder.CheckRequest(req)
 	if err != nil {
 		return nil, &builder.Error{Step: builder.StepValidate, Repository: req.Repository, Platforms: req.Platforms, Endpoint: b.Endpoint(), Err: err}
@@ -341,11 +370,14 @@ func buildError(ctx context.Context, err error, errLine string) error {
 	if errLine != "" {
 		err = fmt.Errorf("%s (%w)", errLine, err)
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		return fmt.Errorf("%w (%v)", ctxErr, err)
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 	}
 	return err
 }
+
+// errClosed is why the builds in flight end when the builder is closed.
+var errClosed = fmt.Errorf("the buildah builder was closed: %w", context.Canceled)
 
 // stopGrace is how long buildah gets to clean up after SIGTERM before it is killed.
 const stopGrace = 10 * time.Second
@@ -355,7 +387,9 @@ const stopGrace = 10 * time.Second
 func (b *Builder) command(ctx context.Context, args []string, env []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, b.cfg.Program, args...)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that a cancellation reaches its children; SIGTERM should this
+	// process die, so that buildah stops its build container rather than leave it running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
 	return cmd
@@ -400,8 +434,9 @@ func (b *Builder) run(ctx context.Context, args, env []string, parser *outputPar
 // buildArgs are the arguments of `buildah build` for one platform.
 func buildArgs(req builder.Request, platform, iidFile string, work *workDir) []string {
 	args := []string{"build", "--layers", "--force-rm", "--platform", platform, "--iidfile", iidFile, "-f", req.Dockerfile}
-	// A Dockerfile's own ignore file (BUILDKIT's NAME.dockerignore beside it) wins over the
-	// context's .dockerignore, which buildah reads by itself.
+	// A Dockerfile's own ignore file (NAME.dockerignore beside it, as BuildKit reads it) wins
+	// over the context's .dockerignore. buildah 1.28 finds both by itself; naming the first
+	// keeps that rule with buildah versions that look in the context only.
 	if fi, err := os.Stat(req.Dockerfile + ".dockerignore"); err == nil && fi.Mode().IsRegular() {
 		args = append(args, "--ignorefile", req.Dockerfile+".dockerignore")
 	}
@@ -510,26 +545,32 @@ func (w *workDir) env() []string {
 	return env
 }
 
-// pullHosts returns the registry hosts the Dockerfile pulls from (FROM, COPY --from, RUN
-// --mount=from), as go-containerregistry names them (Docker Hub: index.docker.io). A
-// Dockerfile that does not parse pulls nothing here: buildah reports it.
-func pullHosts(dockerfilePath string, buildArgs map[string]string) []string {
-	data, err := os.ReadFile(dockerfilePath)
-	if err != nil {
-		return nil
-	}
-	f, err := dockerfile.Parse(data, buildArgs)
-	if err != nil {
-		return nil
-	}
+// pullHosts returns the registry hosts the build pulls from, as builders ask credentials for
+// them (Docker Hub: index.docker.io): the request's Registries (what imagebuilder found) and
+// those of the Dockerfile's external images (FROM, COPY --from, RUN --mount=from), so that a
+// request that names none still pulls with credentials. A Dockerfile that does not parse adds
+// nothing here: buildah reports it.
+func pullHosts(req builder.Request) []string {
 	var hosts []string
-	for _, r := range f.References() {
-		ref, err := name.ParseReference(r.Ref)
-		if err != nil {
-			continue
-		}
-		if h := ref.Context().RegistryStr(); !slices.Contains(hosts, h) {
+	add := func(h string) {
+		if h = builder.RegistryHost(h); h != "" && !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
+		}
+	}
+	for _, h := range req.Registries {
+		add(h)
+	}
+	data, err := os.ReadFile(req.Dockerfile)
+	if err != nil {
+		return hosts
+	}
+	f, err := dockerfile.Parse(data, req.BuildArgs)
+	if err != nil {
+		return hosts
+	}
+	for _, ref := range f.ExternalImages() {
+		if r, err := name.ParseReference(ref); err == nil {
+			add(r.Context().RegistryStr())
 		}
 	}
 	return hosts
@@ -554,7 +595,7 @@ func authKey(host string) string {
 // names mean Docker Hub, as with Docker, and loopback registries (and the repository's when
 // the request marks it insecure) are reached over plain HTTP.
 func (w *workDir) writeRegistryFiles(req builder.Request, repo name.Repository) error {
-	hosts := pullHosts(req.Dockerfile, req.BuildArgs)
+	hosts := pullHosts(req)
 	auths := map[string]authEntry{}
 	var insecure []string
 	for _, h := range hosts {

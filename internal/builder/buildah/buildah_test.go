@@ -213,6 +213,7 @@ FROM a
 	req := builder.Request{
 		Dockerfile: filepath.Join(dir, "Dockerfile"),
 		Insecure:   true,
+		Registries: []string{"Quay.io"},
 		Credentials: func(host string) (string, string, error) {
 			asked = append(asked, host)
 			switch host {
@@ -236,7 +237,7 @@ FROM a
 	if err := w.writeRegistryFiles(req, repo); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"127.0.0.1:5001", "index.docker.io", "registry.example.com"}; !slices.Equal(asked, want) {
+	if want := []string{"quay.io", "127.0.0.1:5001", "index.docker.io", "registry.example.com"}; !slices.Equal(asked, want) {
 		t.Errorf("asked for %v, want %v", asked, want)
 	}
 	auth, _ := os.ReadFile(w.authFile)
@@ -259,7 +260,7 @@ FROM a
 	}
 	// A failing callback fails the build, naming the host.
 	req.Credentials = func(string) (string, string, error) { return "", "", errors.New("helper crashed") }
-	if err := w.writeRegistryFiles(req, repo); err == nil || !strings.Contains(err.Error(), "127.0.0.1:5001") {
+	if err := w.writeRegistryFiles(req, repo); err == nil || !strings.Contains(err.Error(), "quay.io") {
 		t.Errorf("error = %v, want one naming the host", err)
 	}
 }

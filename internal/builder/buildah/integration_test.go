@@ -176,8 +176,8 @@ RUN echo not-the-target > /extra
 	if !slices.Equal(res.Platforms, []string{"linux/amd64"}) {
 		t.Errorf("Platforms = %v, want [linux/amd64]", res.Platforms)
 	}
-	if res.Endpoint != "buildah" {
-		t.Errorf("Endpoint = %q, want buildah", res.Endpoint)
+	if res.Endpoint != "buildah:"+storageDir {
+		t.Errorf("Endpoint = %q, want buildah:%s", res.Endpoint, storageDir)
 	}
 	r, err := name.NewRepository(repo)
 	if err != nil {
@@ -505,68 +505,82 @@ func TestBuildAuthRegistry(t *testing.T) {
 	})
 }
 
-func TestBuildCancel(t *testing.T) {
+// TestBuildStop: a build stopped mid-RUN, by cancelling its context or by closing the builder
+// (as the plugin does when imagebuilder closes it), returns context.Canceled at once, leaves no
+// process of the build running and removes its files (newBuilder checks).
+func TestBuildStop(t *testing.T) {
 	env := testenv.Require(t, testenv.Registry, testenv.Base)
-	b := newBuilder(t)
-	ctxDir := t.TempDir()
-	marker := fmt.Sprintf("imagebuilder-cancel-%d", time.Now().UnixNano())
-	testenv.WriteFiles(t, ctxDir, map[string]string{
-		"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo started && sleep 300 # " + marker + "\n",
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var rec recorder
-	progress := rec.progress(t)
-	started := make(chan struct{})
-	var once sync.Once
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.Build(ctx, builder.Request{
-			ContextDir: ctxDir,
-			Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
-			Platforms:  []string{"linux/amd64"},
-			BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
-			Repository: testRepo(t, env[testenv.Registry]),
-			Progress: func(s *client.SolveStatus) {
-				progress(s)
-				for _, l := range s.Logs {
-					if strings.Contains(string(l.Data), "started") {
-						once.Do(func() { close(started) })
-					}
+	for _, how := range []string{"cancel", "close"} {
+		t.Run(how, func(t *testing.T) {
+			b := newBuilder(t)
+			ctxDir := t.TempDir()
+			marker := fmt.Sprintf("imagebuilder-stop-%d", time.Now().UnixNano())
+			testenv.WriteFiles(t, ctxDir, map[string]string{
+				"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo started && sleep 300 # " + marker + "\n",
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var rec recorder
+			progress := rec.progress(t)
+			started := make(chan struct{})
+			var once sync.Once
+			errc := make(chan error, 1)
+			go func() {
+				_, err := b.Build(ctx, builder.Request{
+					ContextDir: ctxDir,
+					Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
+					Platforms:  []string{"linux/amd64"},
+					BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
+					Repository: testRepo(t, env[testenv.Registry]),
+					Secrets:    map[string][]byte{"s": []byte("x")},
+					Progress: func(s *client.SolveStatus) {
+						progress(s)
+						for _, l := range s.Logs {
+							if strings.Contains(string(l.Data), "started") {
+								once.Do(func() { close(started) })
+							}
+						}
+					},
+				})
+				errc <- err
+			}()
+			select {
+			case <-started:
+			case err := <-errc:
+				t.Fatalf("Build ended before the RUN step started: %v", err)
+			case <-time.After(3 * time.Minute):
+				t.Fatal("the RUN step never started")
+			}
+			t0 := time.Now()
+			if how == "cancel" {
+				cancel()
+			} else {
+				b.Close()
+			}
+			select {
+			case err := <-errc:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("error = %v, want context.Canceled", err)
 				}
-			},
+				t.Logf("stopped in %s: %v", time.Since(t0), err)
+				if how == "close" && time.Since(t0) > closeWait {
+					t.Errorf("the build outlived Close's wait (%s)", time.Since(t0))
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Build did not return within 30s")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				out, _ := exec.Command("pgrep", "-f", marker).Output()
+				if len(strings.TrimSpace(string(out))) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("processes of the stopped build are still running: %s", out)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
 		})
-		errc <- err
-	}()
-	select {
-	case <-started:
-	case err := <-errc:
-		t.Fatalf("Build ended before the RUN step started: %v", err)
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the RUN step never started")
-	}
-	cancel()
-	t0 := time.Now()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("error = %v, want context.Canceled", err)
-		}
-		t.Logf("stopped in %s: %v", time.Since(t0), err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Build did not return within 30s of the cancellation")
-	}
-	// Nothing of the build is left running.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _ := exec.Command("pgrep", "-f", marker).Output()
-		if len(strings.TrimSpace(string(out))) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes of the cancelled build are still running: %s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
