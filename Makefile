@@ -114,8 +114,9 @@ collection:
 .PHONY: csar
 
 ## csar: the TOSCA CSAR dist/imagebuilder.csar (staged in dist/csar/): service template, types,
-## playbooks, examples and the module binaries. The binaries are also copied into tosca/library/,
+## playbooks, examples, the module binaries and the buildah builder plugin. The binaries are also copied into tosca/library/,
 ## so tosca/service.yaml deploys from the checkout.
 csar: modules
 	rm -rf tosca/library && mkdir -p tosca/library && cp playbooks/library/* tosca/library/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o tosca/library/imagebuilder-builder-buildah ./cmd/imagebuilder-builder-buildah
 	tosca/build-csar.sh tosca tosca/library dist/csar dist/imagebuilder.csar
