@@ -55,6 +55,15 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "tcp://", wantErr: "missing host"},
 		{in: "tcp://u:sekrit@%zz", wantErr: "not a URL"},
 		{in: "ssh://u:sekrit@host", wantErr: "plain-text password is not supported"},
+		{in: "plugin:buildah", want: Endpoint{Kind: KindPlugin, Address: "buildah"}, str: "plugin:buildah"},
+		{in: "plugin:buildkit?addr=unix:///run/bk.sock", want: Endpoint{Kind: KindPlugin, Address: "buildkit", Query: "addr=unix:///run/bk.sock"}, str: "plugin:buildkit?addr=unix:///run/bk.sock"},
+		{in: "plugin:x?b=1&a=2&a=1", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "a=2&a=1&b=1"}, str: "plugin:x?a=2&a=1&b=1"},
+		{in: "plugin:x?k=a%26b%3Dc+d", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "k=a%26b%3Dc%20d"}, str: "plugin:x?k=a%26b%3Dc%20d"},
+		{in: "plugin:x?addr=tcp://u:sekrit@h:1", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "addr=tcp://u:sekrit@h:1"}, str: "plugin:x?addr=tcp://h:1"},
+		{in: "plugin:", wantErr: `plugin name "" must be letters`},
+		{in: "plugin:a/b", wantErr: `plugin name "a/b" must be letters`},
+		{in: "plugin:x?a=%zz", wantErr: "plugin settings"},
+		{in: "plugin:x?=v", wantErr: "plugin setting with an empty name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -82,7 +91,7 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h", "docker+ssh://u:p@h:22", "nonsense"} {
+	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h", "docker+ssh://u:p@h:22", "nonsense", "plugin:buildah", "plugin:x?addr=unix:///s&k=a%26b", "plugin:x?a=tcp://u:pw12@h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -110,6 +119,10 @@ func FuzzParseEndpoint(f *testing.F) {
 			}
 			if again.Kind != ep.Kind {
 				t.Fatalf("kind changed: %q -> %q", ep.Kind, again.Kind)
+			}
+			// A plugin's name and settings survive (unless a setting lost a password).
+			if ep.Kind == KindPlugin && again != ep && !strings.Contains(ep.Query, "@") {
+				t.Fatalf("plugin endpoint %+v shows as %q, which parses to %+v", ep, str, again)
 			}
 		}
 		if u, err := url.Parse(strings.TrimPrefix(strings.TrimSpace(s), dockerPrefix)); err == nil && u.User != nil {

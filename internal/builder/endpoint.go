@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
@@ -205,7 +206,16 @@ func (e Endpoint) String() string {
 		if len(e.Query) == 0 {
 			return pluginPrefix + e.Address
 		}
-		return pluginPrefix + e.Address + "?" + e.Query
+		// A setting that is a URL with a user or password shows without them.
+		q, _ := url.ParseQuery(e.Query)
+		for _, vs := range q {
+			for i, v := range vs {
+				if u, err := url.Parse(v); err == nil && u.User != nil {
+					vs[i] = redact.URL(v)
+				}
+			}
+		}
+		return pluginPrefix + e.Address + "?" + encodeQuery(q)
 	default:
 		return redact.URL(e.Address)
 	}
@@ -229,7 +239,47 @@ func parsePlugin(s string) (Endpoint, error) {
 				return Endpoint{}, badEndpoint(s, "plugin setting with an empty name")
 			}
 		}
-		ep.Query = q.Encode()
+		ep.Query = encodeQuery(q)
 	}
 	return ep, nil
+}
+
+// PluginEndpoint is the endpoint of the builder plugin name with the settings query.
+func PluginEndpoint(name string, query url.Values) Endpoint {
+	return Endpoint{Kind: KindPlugin, Address: name, Query: encodeQuery(query)}
+}
+
+// encodeQuery encodes plugin settings with sorted keys, as url.Values.Encode does, but escapes
+// only what KEY=VALUE&... needs escaped, so that addresses stay readable: addr=unix:///x.sock.
+func encodeQuery(q url.Values) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(escapeSetting(k))
+			b.WriteByte('=')
+			b.WriteString(escapeSetting(v))
+		}
+	}
+	return b.String()
+}
+
+func escapeSetting(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > ' ' && c < 0x7f && !strings.ContainsRune("&=%#+;?", rune(c)) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/registry/registrytest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -73,27 +74,13 @@ type publishing struct{ Builder }
 
 func (p publishing) Build(ctx context.Context, req Request) (*Built, error) {
 	if req.Publisher == nil {
-		c, err := registry.New(registry.WithKeychain(callbackKeychain(req.Credentials)), registry.WithRetry(1, 0))
+		c, err := registry.New(registry.WithKeychain(registrytest.Keychain(req.Credentials)), registry.WithRetry(1, 0))
 		if err != nil {
 			return nil, err
 		}
 		req.Publisher = c
 	}
 	return p.Builder.Build(ctx, req)
-}
-
-// callbackKeychain is a request's Credentials callback as a keychain.
-type callbackKeychain func(host string) (string, string, error)
-
-func (k callbackKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	if k == nil {
-		return authn.Anonymous, nil
-	}
-	user, pass, err := k(r.RegistryStr())
-	if err != nil || user == "" && pass == "" {
-		return authn.Anonymous, err
-	}
-	return &authn.Basic{Username: user, Password: pass}, nil
 }
 
 // writeFiles writes files (relative path -> content) under dir.
@@ -199,7 +186,7 @@ COPY . /ctx/
 		if got := cfg.Config.Labels["org.opencontainers.image.revision"]; got != "abc123" {
 			t.Errorf("label revision = %q, want abc123", got)
 		}
-		files := testenv.ImageFiles(t, img, "/machine", "/greeting", "/hello.txt", "/ctx/sub/data.txt", "/ctx/ignored.txt", "/etc/imagebuilder-base")
+		files := registrytest.Files(t, img, "/machine", "/greeting", "/hello.txt", "/ctx/sub/data.txt", "/ctx/ignored.txt", "/etc/imagebuilder-base")
 		want := map[string]string{
 			"/machine":               "x86_64\n",
 			"/greeting":              "hi there\n",
@@ -217,7 +204,7 @@ COPY . /ctx/
 		if _, ok := files["/ctx/ignored.txt"]; ok {
 			t.Error("/ctx/ignored.txt is in the image although .dockerignore excludes it")
 		}
-		testenv.AssertNoTags(t, r)
+		registrytest.AssertNoTags(t, r)
 	})
 }
 
@@ -287,7 +274,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files := testenv.ImageFiles(t, img, "/machine", "/hello.txt")
+			files := registrytest.Files(t, img, "/machine", "/hello.txt")
 			if strings.TrimSpace(files["/machine"]) != wantMachine[p] {
 				t.Errorf("%s: /machine = %q, want %q", p, files["/machine"], wantMachine[p])
 			}
@@ -299,7 +286,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 		if !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
 			t.Errorf("index platforms = %v, want exactly linux/amd64 and linux/arm64", got)
 		}
-		testenv.AssertNoTags(t, r)
+		registrytest.AssertNoTags(t, r)
 	})
 }
 
@@ -456,7 +443,7 @@ func TestBuildAuthRegistry(t *testing.T) {
 			if desc.Digest.String() != res.Digest {
 				t.Errorf("registry serves %s, Result.Digest = %s", desc.Digest, res.Digest)
 			}
-			testenv.AssertNoTags(t, r, auth)
+			registrytest.AssertNoTags(t, r, auth)
 		})
 
 		t.Run("wrong password", func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -151,48 +150,4 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// ImageFiles returns the contents of those of the named files (absolute paths) that img's
-// flattened filesystem holds; the others are absent from the map.
-func ImageFiles(t testing.TB, img v1.Image, paths ...string) map[string]string {
-	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	out := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("reading image filesystem: %v", err)
-		}
-		p := "/" + strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
-		if slices.Contains(paths, p) {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[p] = string(b)
-		}
-	}
-}
-
-// AssertNoTags fails the test when repo has any tag: builds push by digest only. A registry
-// answers 404 for the tag list of a repository that holds only untagged manifests.
-func AssertNoTags(t testing.TB, repo name.Repository, opts ...remote.Option) {
-	t.Helper()
-	tags, err := remote.List(repo, opts...)
-	if err != nil {
-		var terr *transport.Error
-		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-			return
-		}
-		t.Fatalf("listing tags of %s: %v", repo, err)
-	}
-	if len(tags) > 0 {
-		t.Errorf("repository %s has tags %v; a build must push by digest only", repo, tags)
-	}
 }

@@ -433,10 +433,11 @@ func (b *Builder) run(ctx context.Context, args, env []string, parser *outputPar
 
 // buildArgs are the arguments of `buildah build` for one platform.
 func buildArgs(req builder.Request, platform, iidFile string, work *workDir) []string {
-	args := []string{"build", "--layers", "--force-rm", "--platform", platform, "--iidfile", iidFile, "-f", req.Dockerfile}
+	// The Dockerfile goes by its copy in the work directory: buildah splits -f at commas.
+	args := []string{"build", "--layers", "--force-rm", "--platform", platform, "--iidfile", iidFile, "-f", work.dockerfile}
 	// A Dockerfile's own ignore file (NAME.dockerignore beside it, as BuildKit reads it) wins
-	// over the context's .dockerignore. buildah 1.28 finds both by itself; naming the first
-	// keeps that rule with buildah versions that look in the context only.
+	// over the context's .dockerignore, which buildah reads by itself. (buildah would find the
+	// first beside the Dockerfile too, but it reads a copy.)
 	if fi, err := os.Stat(req.Dockerfile + ".dockerignore"); err == nil && fi.Mode().IsRegular() {
 		args = append(args, "--ignorefile", req.Dockerfile+".dockerignore")
 	}
@@ -479,6 +480,7 @@ type workDir struct {
 	home         string
 	authFile     string
 	registryConf string
+	dockerfile   string            // the request's Dockerfile, copied
 	secrets      map[string]string // id -> file
 }
 
@@ -492,6 +494,23 @@ func newWorkDir(tempDir string, req builder.Request) (*workDir, error) {
 	if err := os.Mkdir(w.home, 0o700); err != nil {
 		w.remove()
 		return nil, fmt.Errorf("creating a work directory: %w", err)
+	}
+	// buildah splits some of its flags' values at commas (-f, --secret's src).
+	if strings.Contains(dir, ",") {
+		w.remove()
+		return nil, fmt.Errorf("the temporary directory %q holds a comma, which buildah cannot take in a path", dir)
+	}
+	if req.Dockerfile != "" {
+		data, err := os.ReadFile(req.Dockerfile)
+		if err != nil {
+			w.remove()
+			return nil, fmt.Errorf("reading the Dockerfile: %w", err)
+		}
+		w.dockerfile = filepath.Join(dir, "Dockerfile")
+		if err := os.WriteFile(w.dockerfile, data, 0o600); err != nil {
+			w.remove()
+			return nil, fmt.Errorf("copying the Dockerfile: %w", err)
+		}
 	}
 	if len(req.Secrets) > 0 {
 		sdir := filepath.Join(dir, "secrets")

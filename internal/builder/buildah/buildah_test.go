@@ -159,7 +159,7 @@ func TestBuildArgsCommandLine(t *testing.T) {
 	defer w.remove()
 	args := buildArgs(req, "linux/arm64", "/iid", w)
 	got := strings.Join(args, " ")
-	wantSeq := []string{"build", "--layers", "--force-rm", "--platform linux/arm64", "--iidfile /iid", "-f " + df,
+	wantSeq := []string{"build", "--layers", "--force-rm", "--platform linux/arm64", "--iidfile /iid", "-f " + w.dockerfile,
 		"--ignorefile " + df + ".dockerignore", "--build-arg A=1 --build-arg B=2", "--label l=v", "--target app",
 		"--no-cache", "--pull=always", "--secret id=tok,src=" + w.secrets["tok"], "--ssh default --ssh key=/k1,/k2",
 		"--authfile " + w.authFile}

@@ -25,6 +25,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/registry/registrytest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -135,7 +136,8 @@ func layerBytes(t *testing.T, img v1.Image) []byte {
 func TestBuildSinglePlatform(t *testing.T) {
 	env := testenv.Require(t, testenv.Registry, testenv.Base)
 	b := newBuilder(t)
-	ctxDir, dfDir := t.TempDir(), t.TempDir()
+	// Both paths hold a comma, which buildah's -f would split at.
+	ctxDir, dfDir := filepath.Join(t.TempDir(), "ctx,dir"), filepath.Join(t.TempDir(), "df,dir")
 	testenv.WriteFiles(t, ctxDir, map[string]string{
 		"hello.txt":       "hello from the context\n",
 		"ctx-ignored.txt": "the context's .dockerignore excludes this, but the Dockerfile's own wins\n",
@@ -205,7 +207,7 @@ RUN echo not-the-target > /extra
 	if got := cfg.Config.Labels["org.opencontainers.image.revision"]; got != "abc123" {
 		t.Errorf("label revision = %q, want abc123", got)
 	}
-	files := testenv.ImageFiles(t, img, "/machine", "/greeting", "/ctx/hello.txt", "/ctx/ctx-ignored.txt", "/ctx/df-ignored.txt", "/extra", "/etc/imagebuilder-base")
+	files := registrytest.Files(t, img, "/machine", "/greeting", "/ctx/hello.txt", "/ctx/ctx-ignored.txt", "/ctx/df-ignored.txt", "/extra", "/etc/imagebuilder-base")
 	for p, w := range map[string]string{"/machine": "x86_64", "/greeting": "hi there", "/ctx/hello.txt": "hello from the context", "/etc/imagebuilder-base": "busybox"} {
 		if got, ok := files[p]; !ok {
 			t.Errorf("%s missing from the image", p)
@@ -225,7 +227,7 @@ RUN echo not-the-target > /extra
 	if v := rec.byName("RUN uname -m"); v == nil || v.Completed == nil || v.Error != "" {
 		t.Errorf("progress has no completed vertex for the RUN step: %v", rec.names)
 	}
-	testenv.AssertNoTags(t, r)
+	registrytest.AssertNoTags(t, r)
 
 	// Again, unchanged: every step cached, the same digest, nothing re-exported.
 	var rec2 recorder
@@ -240,7 +242,7 @@ RUN echo not-the-target > /extra
 	if v := rec2.byName("RUN uname -m"); v == nil || !v.Cached {
 		t.Errorf("the RUN step of the rebuild is not reported cached: %+v", v)
 	}
-	testenv.AssertNoTags(t, r)
+	registrytest.AssertNoTags(t, r)
 }
 
 func TestBuildMultiPlatform(t *testing.T) {
@@ -286,7 +288,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[p] = strings.TrimSpace(testenv.ImageFiles(t, img, "/machine")["/machine"])
+		got[p] = strings.TrimSpace(registrytest.Files(t, img, "/machine")["/machine"])
 	}
 	if len(got) != 2 || got["linux/amd64"] != want["linux/amd64"] || got["linux/arm64"] != want["linux/arm64"] {
 		t.Errorf("index platforms and their uname -m = %v, want %v", got, want)
@@ -296,7 +298,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 			t.Errorf("progress has no vertex %q: %v", p, rec.names)
 		}
 	}
-	testenv.AssertNoTags(t, r)
+	registrytest.AssertNoTags(t, r)
 }
 
 func TestBuildFailingStep(t *testing.T) {
@@ -372,7 +374,7 @@ func TestBuildSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.TrimSpace(testenv.ImageFiles(t, img, "/token-sha")["/token-sha"]), fmt.Sprintf("%x", sha256.Sum256([]byte(secret))); got != want {
+	if got, want := strings.TrimSpace(registrytest.Files(t, img, "/token-sha")["/token-sha"]), fmt.Sprintf("%x", sha256.Sum256([]byte(secret))); got != want {
 		t.Errorf("/token-sha = %q, want %s: the secret was not mounted", got, want)
 	}
 	if strings.Contains(string(layerBytes(t, img)), secret) {
@@ -435,7 +437,7 @@ func TestBuildAuthRegistry(t *testing.T) {
 		if desc.Digest.String() != res.Digest {
 			t.Errorf("registry serves %s, Result.Digest = %s", desc.Digest, res.Digest)
 		}
-		testenv.AssertNoTags(t, r, auth)
+		registrytest.AssertNoTags(t, r, auth)
 		mu.Lock()
 		defer mu.Unlock()
 		for _, h := range asked {

@@ -56,7 +56,7 @@ func open(ctx context.Context, name, path string, query url.Values) (builder.Bui
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sel := builder.Selection{Kind: builder.KindPlugin, Endpoint: (builder.Endpoint{Kind: builder.KindPlugin, Address: name, Query: query.Encode()}).String(), Origin: builder.OriginExplicit}
+	sel := builder.Selection{Kind: builder.KindPlugin, Endpoint: builder.PluginEndpoint(name, query).String(), Origin: builder.OriginExplicit}
 	b := &pluginBuilder{name: name, path: path, sel: sel, stderr: &tail{}}
 	b.log = hclog.New(&hclog.LoggerOptions{Name: ProgramPrefix + name, Level: hclog.Warn, Output: logOutput})
 	// go-plugin's own logging stays off: a failure is an error quoting the plugin's stderr.
