@@ -245,104 +245,6 @@ RUN echo not-the-target > /extra
 	registrytest.AssertNoTags(t, r)
 }
 
-func TestBuildMultiPlatform(t *testing.T) {
-	env := testenv.Require(t, testenv.Registry, testenv.Base)
-	b := newBuilder(t)
-	ctxDir := t.TempDir()
-	testenv.WriteFiles(t, ctxDir, map[string]string{
-		"Dockerfile": fmt.Sprintf("ARG BASE\nFROM ${BASE}\nRUN uname -m > /machine && echo %d > /nonce\n", time.Now().UnixNano()),
-	})
-	repo := testRepo(t, env[testenv.Registry])
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var rec recorder
-	res, err := b.Build(ctx, builder.Request{
-		ContextDir: ctxDir,
-		Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
-		Platforms:  []string{"linux/amd64", "linux/arm64"},
-		BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
-		Repository: repo,
-		Progress:   rec.progress(t),
-	})
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	r, _ := name.NewRepository(repo)
-	idx, err := remote.Index(r.Digest(res.Digest))
-	if err != nil {
-		t.Fatalf("reading the index %s: %v", res.Digest, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-	got := map[string]string{}
-	for _, m := range im.Manifests {
-		if m.Platform == nil {
-			t.Errorf("index entry %s has no platform", m.Digest)
-			continue
-		}
-		p := m.Platform.OS + "/" + m.Platform.Architecture
-		img, err := idx.Image(m.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[p] = strings.TrimSpace(registrytest.Files(t, img, "/machine")["/machine"])
-	}
-	if len(got) != 2 || got["linux/amd64"] != want["linux/amd64"] || got["linux/arm64"] != want["linux/arm64"] {
-		t.Errorf("index platforms and their uname -m = %v, want %v", got, want)
-	}
-	for _, p := range []string{"[linux/amd64] STEP", "[linux/arm64] STEP", "[imagebuilder] pushing index"} {
-		if rec.byName(p) == nil {
-			t.Errorf("progress has no vertex %q: %v", p, rec.names)
-		}
-	}
-	registrytest.AssertNoTags(t, r)
-}
-
-func TestBuildFailingStep(t *testing.T) {
-	env := testenv.Require(t, testenv.Registry, testenv.Base)
-	b := newBuilder(t)
-	ctxDir := t.TempDir()
-	testenv.WriteFiles(t, ctxDir, map[string]string{
-		"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo the-marker-output-line && false\n",
-	})
-	repo := testRepo(t, env[testenv.Registry])
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	_, err := b.Build(ctx, builder.Request{
-		ContextDir: ctxDir,
-		Dockerfile: filepath.Join(ctxDir, "Dockerfile"),
-		Platforms:  []string{"linux/amd64"},
-		BuildArgs:  map[string]string{"BASE": env[testenv.Base]},
-		Repository: repo,
-		NoCache:    true,
-	})
-	if err == nil {
-		t.Fatal("Build succeeded; want the RUN false failure")
-	}
-	t.Logf("error: %v", err)
-	var be *builder.Error
-	if !errors.As(err, &be) {
-		t.Fatalf("error is not a *builder.Error: %#v", err)
-	}
-	if be.Step != builder.StepBuild {
-		t.Errorf("Step = %q, want build", be.Step)
-	}
-	if !strings.Contains(be.Vertex, "RUN echo the-marker-output-line") {
-		t.Errorf("Vertex = %q, want the RUN step", be.Vertex)
-	}
-	if strings.TrimSpace(be.Output) != "the-marker-output-line" {
-		t.Errorf("Output = %q, want the step's output line alone", be.Output)
-	}
-	for _, want := range []string{repo, "linux/amd64", "buildah", "exit status 1", "output:\nthe-marker-output-line"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not mention %q", want)
-		}
-	}
-}
-
 func TestBuildSecrets(t *testing.T) {
 	env := testenv.Require(t, testenv.Registry, testenv.Base)
 	b := newBuilder(t)
@@ -506,6 +408,10 @@ func TestBuildAuthRegistry(t *testing.T) {
 		}
 	})
 }
+
+// The behaviours every builder shares (single and multi-platform, target, secrets, a failing
+// RUN, credentials for the registries involved) are the conformance suite's, which
+// cmd/imagebuilder-builder-buildah runs on the plugin; these tests cover what is buildah's own.
 
 // TestBuildStop: a build stopped mid-RUN, by cancelling its context or by closing the builder
 // (as the plugin does when imagebuilder closes it), returns context.Canceled at once, leaves no
