@@ -124,7 +124,7 @@ type Built struct {
 
 // Info describes an endpoint.
 type Info struct {
-	// Kind is "docker" or "buildkit".
+	// Kind is "docker" or "buildkit", or another builder's own kind ("buildah").
 	Kind Kind `json:"kind"`
 	// Endpoint names the endpoint, without credentials.
 	Endpoint string `json:"endpoint"`
@@ -148,7 +148,7 @@ type Info struct {
 	// ContainerdStore reports a Docker daemon that keeps images in the containerd store.
 	ContainerdStore bool `json:"containerd_store,omitempty"`
 	// Version is the builder's own version, when it has one apart from the engine's (a
-	// plugin's).
+	// plugin's: buildah's version, say).
 	Version string `json:"version,omitempty"`
 }
 
@@ -409,11 +409,20 @@ func (b *baseBuilder) prepare(ctx context.Context, c *client.Client, req Request
 }
 
 func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
-	fail := func(err error) (*normalizedRequest, error) {
+	repo, plats, err := CheckRequest(req)
+	if err != nil {
 		return nil, &Error{Step: StepValidate, Repository: req.Repository, Platforms: req.Platforms, Endpoint: b.endpoint.String(), Err: err}
 	}
+	return &normalizedRequest{Request: req, repo: repo, platforms: plats}, nil
+}
+
+// CheckRequest checks what every builder needs of a request: a repository without tag or
+// digest, an existing context directory, an absolute Dockerfile path, named build arguments
+// and labels, parseable platforms. It returns the repository and the platforms normalized
+// (os/arch[/variant]) and de-duplicated, in order.
+func CheckRequest(req Request) (name.Repository, []string, error) {
 	if req.Repository == "" {
-		return fail(errors.New("no repository"))
+		return name.Repository{}, nil, errors.New("no repository")
 	}
 	var nameOpts []name.Option
 	if req.Insecure {
@@ -421,8 +430,9 @@ func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
 	}
 	repo, err := name.NewRepository(req.Repository, append(nameOpts, name.StrictValidation)...)
 	if err != nil {
-		return fail(fmt.Errorf("repository %q must be a repository name without tag or digest: %w", req.Repository, err))
+		return name.Repository{}, nil, fmt.Errorf("repository %q must be a repository name without tag or digest: %w", req.Repository, err)
 	}
+	fail := func(err error) (name.Repository, []string, error) { return name.Repository{}, nil, err }
 	if req.ContextDir == "" {
 		return fail(errors.New("no build context directory"))
 	}
@@ -453,7 +463,7 @@ func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &normalizedRequest{Request: req, repo: repo, platforms: plats}, nil
+	return repo, plats, nil
 }
 
 // normalizePlatforms parses, normalizes and de-duplicates platforms, keeping their order.

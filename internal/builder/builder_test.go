@@ -377,16 +377,16 @@ func TestErrorMessage(t *testing.T) {
 
 func TestFailureTracker(t *testing.T) {
 	run, other := digest.FromString("run"), digest.FromString("other")
-	f := newFailureTracker()
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[2/2] RUN make"}, {Digest: other, Name: "[1/2] FROM x"}}})
+	f := NewFailureTracker()
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[2/2] RUN make"}, {Digest: other, Name: "[1/2] FROM x"}}})
 	var lines strings.Builder
 	for i := range 30 {
 		fmt.Fprintf(&lines, "line %d\n", i)
 	}
-	f.observe(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte(lines.String())}, {Vertex: other, Data: []byte("unrelated\n")}}})
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: other, Error: "context canceled"}}})
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Error: "exit code: 2"}}})
-	vertex, output := f.describe()
+	f.Observe(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte(lines.String())}, {Vertex: other, Data: []byte("unrelated\n")}}})
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: other, Error: "context canceled"}}})
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Error: "exit code: 2"}}})
+	vertex, output := f.Describe()
 	if vertex != "[2/2] RUN make" {
 		t.Errorf("vertex = %q", vertex)
 	}
@@ -394,7 +394,7 @@ func TestFailureTracker(t *testing.T) {
 	if len(got) != outputTailLines || got[0] != "line 10" || got[len(got)-1] != "line 29" {
 		t.Errorf("output tail = %q", output)
 	}
-	if v, o := newFailureTracker().describe(); v != "" || o != "" {
+	if v, o := NewFailureTracker().Describe(); v != "" || o != "" {
 		t.Errorf("empty tracker describes %q %q", v, o)
 	}
 }
@@ -521,8 +521,8 @@ func TestToOCI(t *testing.T) {
 
 func TestProgressStep(t *testing.T) {
 	var got []*client.SolveStatus
-	sink := &progressSink{fn: func(s *client.SolveStatus) { got = append(got, s) }}
-	sink.step("pushing x")(errors.New("denied"))
+	sink := NewProgressSink(func(s *client.SolveStatus) { got = append(got, s) })
+	sink.Step("pushing x")(errors.New("denied"))
 	if len(got) != 2 {
 		t.Fatalf("%d events", len(got))
 	}
@@ -533,6 +533,6 @@ func TestProgressStep(t *testing.T) {
 	if end.Completed == nil || end.Error != "denied" {
 		t.Errorf("end %+v", end)
 	}
-	var nilSink *progressSink
-	nilSink.step("x")(nil) // no callback: no panic
+	var nilSink *ProgressSink
+	nilSink.Step("x")(nil) // no callback: no panic
 }
