@@ -8,15 +8,17 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # exceeded" at the deadline (golang/go#75804, fixed in 1.27); a count has no deadline to race.
 # Each count is about 10 s on the CI machine. FUZZTIME=30s (or 1000x) overrides them all.
 FUZZTIME ?=
-FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:60000x ./internal/ansible:FuzzParseArgs:100000x ./internal/family:FuzzLoadFamily:100000x ./internal/sweep:FuzzParseAge:100000x
+FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:40000x ./internal/ansible:FuzzParseArgs:100000x ./internal/family:FuzzLoadFamily:50000x ./internal/sweep:FuzzParseAge:100000x ./internal/regserve:FuzzParseUpstream:15000x ./internal/builder/buildah:FuzzOutputParser:40000x
 
-.PHONY: all build test unit fuzz schema lint testenv testenv-down demo clean dist dist-check ansible-gates
+.PHONY: all build test unit fuzz schema generate lint testenv testenv-down demo clean dist dist-check ansible-gates
 
 all: build
 
-## build: the helper command into bin/imagebuilder
+## build: the helper command into bin/imagebuilder, and beside it the buildah builder plugin
+## bin/imagebuilder-builder-buildah (found there by --builder plugin:buildah)
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder ./cmd/imagebuilder
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder-builder-buildah ./cmd/imagebuilder-builder-buildah
 
 ## test: every test against the real services (started by scripts/testenv.sh), Ansible's own gates
 ## on the collection (scripts/ansible-gates.sh: ansible-test sanity, ansible-lint, galaxy-importer),
@@ -43,6 +45,11 @@ fuzz:
 ## documentation (collection/plugins/modules/*.py) from the Go types
 schema:
 	$(GO) generate ./...
+
+## generate: regenerate the builder plugin contract's Go code (internal/builder/plugin/pluginpb)
+## from its .proto: Debian's protobuf-compiler, protoc-gen-go and protoc-gen-go-grpc from the Go proxy
+generate:
+	GO=$(GO) scripts/generate-proto.sh
 
 ## lint: gofmt and go vet
 lint:
@@ -109,8 +116,9 @@ collection:
 .PHONY: csar
 
 ## csar: the TOSCA CSAR dist/imagebuilder.csar (staged in dist/csar/): service template, types,
-## playbooks, examples and the module binaries. The binaries are also copied into tosca/library/,
+## playbooks, examples, the module binaries and the buildah builder plugin. The binaries are also copied into tosca/library/,
 ## so tosca/service.yaml deploys from the checkout.
 csar: modules
 	rm -rf tosca/library && mkdir -p tosca/library && cp playbooks/library/* tosca/library/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o tosca/library/imagebuilder-builder-buildah ./cmd/imagebuilder-builder-buildah
 	tosca/build-csar.sh tosca tosca/library dist/csar dist/imagebuilder.csar

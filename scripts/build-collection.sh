@@ -3,7 +3,8 @@
 # CHANGELOG, the action plugins and the generated documentation modules plugins/modules/NAME.py)
 # with the repository's LICENSE and every module of modules/ compiled for linux/amd64 and
 # linux/arm64 into binaries/linux_{amd64,arm64}/NAME (static, stripped), their SHA-256 in
-# binaries/SHA256SUMS, then runs `ansible-galaxy collection build`. The binaries live in binaries/, not in
+# binaries/SHA256SUMS, with the buildah builder plugin (imagebuilder-builder-buildah) beside them,
+# then runs `ansible-galaxy collection build`. The binaries live in binaries/, not in
 # plugins/modules/, so they are not public module names: the action plugin NAME picks one.
 # Usage: scripts/build-collection.sh [--stage-only] [OUTDIR] (default dist). Prints the tarball's
 # path on stdout; the staged tree stays in OUTDIR/collection/ansible_collections/imagebuilder/images.
@@ -39,6 +40,12 @@ for dir in modules/*/; do
     CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w" -o "$dest/$m" "./modules/$m"
     echo "$dest/$m: $(stat -c %s "$dest/$m") bytes" >&2
   done
+done
+# The buildah builder plugin beside the module binaries (builder endpoint plugin:buildah).
+for arch in amd64 arm64; do
+  dest=$stage/binaries/linux_$arch/imagebuilder-builder-buildah
+  CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w" -o "$dest" ./cmd/imagebuilder-builder-buildah
+  echo "$dest: $(stat -c %s "$dest") bytes" >&2
 done
 (cd "$stage/binaries" && sha256sum -- */* >SHA256SUMS)
 if [[ -n $stage_only ]]; then echo "$stage"; exit 0; fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks what `make dist` produced in DIST (default dist/): every archive is there, the checksums
 # verify, both imagebuilder binaries report VERSION (the linux/arm64 one under qemu-user when the
-# host is not arm64), the collection holds every module's binaries and its manifest, the CSAR is a
-# zip with its TOSCA metadata. Usage: VERSION=... scripts/check-dist.sh [DIST]
+# host is not arm64), the archives, the collection and the CSAR hold the buildah builder plugin, the
+# collection holds every module's binaries and its manifest, the CSAR is a zip with its TOSCA
+# metadata. Usage: VERSION=... scripts/check-dist.sh [DIST]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dist=$(cd "${1:-$root/dist}" && pwd)
@@ -27,6 +28,7 @@ for arch in amd64 arm64; do
 	tar -xzf "$dist/imagebuilder_${VERSION}_linux_$arch.tar.gz" -C "$tmp/$arch"
 	bin=$tmp/$arch/imagebuilder
 	[[ -x $bin && -f $tmp/$arch/README.md ]] || fail "linux/$arch archive lacks imagebuilder or README.md"
+	[[ -x $tmp/$arch/imagebuilder-builder-buildah ]] || fail "linux/$arch archive lacks imagebuilder-builder-buildah"
 	case $arch in amd64) machine=x86_64 ;; arm64) machine=aarch64 ;; esac
 	if [[ $host == "$machine" ]]; then
 		got=$("$bin" --version)
@@ -49,6 +51,10 @@ for m in image_build image_family image_promote image_manifest; do
 		grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
 	done
 done
+for f in binaries/linux_amd64/imagebuilder-builder-buildah binaries/linux_arm64/imagebuilder-builder-buildah; do
+	grep -qxF "$f" <<<"$contents" || fail "the collection lacks $f"
+done
 [[ $(head -c 4 "$dist/imagebuilder.csar" | od -An -tx1 | tr -d ' \n') == 504b0304 ]] || fail "imagebuilder.csar is not a zip"
 grep -aqF TOSCA-Metadata/TOSCA.meta "$dist/imagebuilder.csar" || fail "imagebuilder.csar lacks TOSCA-Metadata/TOSCA.meta"
+grep -aqF library/imagebuilder-builder-buildah "$dist/imagebuilder.csar" || fail "imagebuilder.csar lacks library/imagebuilder-builder-buildah"
 echo "check-dist: $dist is complete ($(listed | wc -l) archives, checksums verify, version $VERSION)" >&2

@@ -81,6 +81,7 @@ func TestBuildRefusedBeforeWork(t *testing.T) {
 		{name: "unknown context", args: []string{"--context", "nosuch"}, want: []string{`docker context "nosuch" (--context): no such context`}},
 		{name: "DOCKER_CONTEXT unknown", env: map[string]string{"DOCKER_CONTEXT": "gone"}, want: []string{`docker context "gone" (DOCKER_CONTEXT): no such context`}},
 		{name: "context with an address", args: []string{"--context", "x", "--builder", "unix:///x.sock"}, want: []string{"--context x names a Docker daemon"}},
+		{name: "missing plugin", args: []string{"--builder", "plugin:nonesuch"}, want: []string{`builder plugin "nonesuch" not found: no program imagebuilder-builder-nonesuch in`}},
 		{name: "progress mode", args: []string{"--progress", "fancy"}, want: []string{`unknown progress mode "fancy"`, "rawjson"}},
 		{name: "BUILDKIT_PROGRESS", env: map[string]string{"BUILDKIT_PROGRESS": "fancy"}, want: []string{"BUILDKIT_PROGRESS: unknown progress mode"}},
 		{name: "tty without a terminal", args: []string{"--progress", "tty"}, want: []string{"--progress tty: standard error is not a terminal"}},

@@ -56,6 +56,12 @@ func binary(t *testing.T) string {
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		// The buildah builder plugin, found next to imagebuilder by plugin:buildah.
+		out, err = exec.Command("go", "build", "-o", filepath.Join(dir, "imagebuilder-builder-buildah"), "../imagebuilder-builder-buildah").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
 	if binErr != nil {
@@ -171,12 +177,15 @@ func fileIn(t *testing.T, ref, platform, path string, opts ...remote.Option) str
 	return testenv.FileInImage(t, ref, platform, path, opts...)
 }
 
-// endpoints are the build engines every scenario runs on.
+// endpoints are the build engines every scenario runs on: the built-in drivers, and the buildah
+// plugin (built next to the binary) on a storage directory the test process removes at its end.
 func endpoints(t *testing.T) map[string]string {
 	env := testenv.Require(t, "IMAGEBUILDER_TEST_DOCKER", "IMAGEBUILDER_TEST_BUILDKIT")
+	testenv.Buildah(t)
 	return map[string]string{
 		"docker":   "docker",
 		"buildkit": env["IMAGEBUILDER_TEST_BUILDKIT"],
+		"buildah":  "plugin:buildah?root=" + filepath.Join(filepath.Dir(binary(t)), "buildah-storage"),
 	}
 }
 

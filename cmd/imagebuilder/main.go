@@ -123,6 +123,8 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 		newValidateCmd(),
 		newConvertCmd(),
 		newSchemaCmd(),
+		newRegistryCmd(),
+		newBuildersCmd(),
 	)
 	return root
 }

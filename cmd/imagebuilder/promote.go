@@ -10,16 +10,18 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/staged"
+	"github.com/imagebuilder/imagebuilder/internal/sweep"
 )
 
 func newPromoteCmd() *cobra.Command {
 	var (
 		file, output, credentials string
+		sweepMatch, olderThan     string
 		vars                      []string
 		dryRun                    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "promote -f FILE [--var NAME=VALUE...] | SRC=DST... [--dry-run] [--output json|yaml] [--credentials FILE]",
+		Use:   "promote -f FILE [--var NAME=VALUE...] | SRC=DST... [--sweep REGEX --older-than DURATION] [--dry-run] [--output json|yaml] [--credentials FILE]",
 		Short: "Move staged images to their final tags, then delete the stage tags",
 		Long: `Promote what a staged build pushed (target.registry.stage_tag in build params, registry.stage_tag
 in a family file): for each image, each stage tag's manifest is copied under its final tag — one
@@ -34,6 +36,10 @@ another registry copies them; a SRC given by digest (REPO@sha256:...) is not del
 
 A stage tag that does not exist is an error naming it; a final tag that already serves the staged
 digest does not move (changed: false for it) and its stage tag is still deleted.
+
+--sweep REGEX --older-than DURATION then sweeps every destination repository as imagebuilder sweep
+does (tags matching REGEX, anchored at the start, whose image is older than DURATION), reported
+under swept; it runs only when the promote succeeded.
 
 Facts on stdout: per repository {repository, promoted: [{from, to, digest, previous, changed}],
 deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usage or invalid file.`,
@@ -58,6 +64,10 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 			if err != nil {
 				return err
 			}
+			sweepOpts, err := sweepFlags(sweepMatch, olderThan, "--sweep", dryRun)
+			if err != nil {
+				return err
+			}
 			red := redact.New()
 			ropts, err := credentialsFile(credentials, red)
 			if err != nil {
@@ -75,7 +85,20 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 				return usageError{err}
 			}
 			return runRegistryCommand(cmd, output, red, ropts, func(reg *registry.Client, log func(string)) (any, error) {
-				return promote.Run(cmd.Context(), reg, items, promote.Options{DryRun: dryRun, Log: log})
+				res, err := promote.Run(cmd.Context(), reg, items, promote.Options{DryRun: dryRun, Log: log})
+				if err != nil || sweepOpts == nil {
+					return res, err
+				}
+				sweepOpts.Log = log
+				for _, img := range res.Images {
+					sw, err := sweep.Run(cmd.Context(), reg, img.Repository, *sweepOpts)
+					res.Swept = append(res.Swept, sw)
+					if err != nil {
+						return res, err
+					}
+					res.Changed = res.Changed || sw.Changed
+				}
+				return res, nil
 			})
 		},
 	}
@@ -83,6 +106,8 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 	f.StringVarP(&file, "file", "f", "-", "build params or family file (JSON or YAML), - for stdin")
 	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
 	f.BoolVar(&dryRun, "dry-run", false, "read where every tag points and report what would move; write nothing")
+	f.StringVar(&sweepMatch, "sweep", "", "after the promote, delete the destination repositories' tags matching this regular expression (anchored at the start) and older than --older-than")
+	f.StringVar(&olderThan, "older-than", "", "with --sweep: the age above which a matching tag is deleted (36h, 7d)")
 	f.StringArrayVar(&vars, "var", nil, "a value for the stage tag's .Vars (and a family file's variables), NAME=VALUE (repeatable)")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	completeValues(cmd, "output", "json", "yaml")

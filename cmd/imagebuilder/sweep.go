@@ -41,15 +41,9 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 			if match == "" {
 				return usageError{fmt.Errorf("--match is required: a sweep deletes only tags that match")}
 			}
-			if _, err := regexp.Compile(match); err != nil {
-				return usageError{fmt.Errorf("--match %q is not a regular expression: %w", match, err)}
-			}
-			if olderThan == "" {
-				return usageError{fmt.Errorf("--older-than is required: the age above which a matching tag is deleted (7d, 36h)")}
-			}
-			age, err := sweep.ParseAge(olderThan)
+			opts, err := sweepFlags(match, olderThan, "--match", dryRun)
 			if err != nil {
-				return usageError{fmt.Errorf("--older-than: %w", err)}
+				return err
 			}
 			red := redact.New()
 			ropts, err := credentialsFile(credentials, red)
@@ -57,7 +51,8 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 				return err
 			}
 			return runRegistryCommand(cmd, output, red, ropts, func(reg *registry.Client, log func(string)) (any, error) {
-				return sweep.Run(cmd.Context(), reg, args[0], sweep.Options{Match: match, OlderThan: age, DryRun: dryRun, Log: log})
+				opts.Log = log
+				return sweep.Run(cmd.Context(), reg, args[0], *opts)
 			})
 		},
 	}
@@ -69,4 +64,25 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	completeValues(cmd, "output", "json", "yaml")
 	return cmd
+}
+
+// sweepFlags checks a sweep's regular expression (given with flag) and --older-than; nil
+// options when neither is given.
+func sweepFlags(match, olderThan, flag string, dryRun bool) (*sweep.Options, error) {
+	switch {
+	case match == "" && olderThan == "":
+		return nil, nil
+	case match == "":
+		return nil, usageError{fmt.Errorf("--older-than needs %s REGEX: a sweep deletes only tags that match", flag)}
+	case olderThan == "":
+		return nil, usageError{fmt.Errorf("%s needs --older-than: the age above which a matching tag is deleted (7d, 36h)", flag)}
+	}
+	if _, err := regexp.Compile(match); err != nil {
+		return nil, usageError{fmt.Errorf("%s %q is not a regular expression: %w", flag, match, err)}
+	}
+	age, err := sweep.ParseAge(olderThan)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--older-than: %w", err)}
+	}
+	return &sweep.Options{Match: match, OlderThan: age, DryRun: dryRun}, nil
 }

@@ -89,3 +89,31 @@ func TestSweep(t *testing.T) {
 		}
 	}
 }
+
+// TestPromoteSweep: promote SRC=DST --sweep REGEX --older-than DURATION promotes, then sweeps the
+// destination repository: the old stale stage tag goes, the fresh one and the final tag stay; an
+// --older-than without --sweep is a usage error.
+func TestPromoteSweep(t *testing.T) {
+	env := testenv.Require(t, testenv.Registry)
+	repo := env[testenv.Registry] + "/e2e/" + testenv.UniqueTag("promote-sweep")
+	now := time.Now().UTC()
+	staged := testenv.PushDated(t, repo+":change_9_latest", now, nil)
+	old := testenv.PushDated(t, repo+":change_1_latest", now.Add(-30*24*time.Hour), nil)
+	fresh := testenv.PushDated(t, repo+":change_8_latest", now.Add(-time.Hour), nil)
+	r := ibBinary(t, t.TempDir(), nil, "promote", repo+":change_9_latest="+repo+":latest", "--sweep", "change_", "--older-than", "7d")
+	var p result.Promotion
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || r.code != 0 || len(p.Swept) != 1 {
+		t.Fatalf("exit %d: %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(p.Swept[0].Deleted) != 1 || p.Swept[0].Deleted[0].Tag != "change_1_latest" || p.Swept[0].Deleted[0].Digest != old {
+		t.Errorf("swept %+v", p.Swept[0])
+	}
+	for tag, want := range map[string]string{"latest": staged, "change_9_latest": "", "change_1_latest": "", "change_8_latest": fresh} {
+		if got := testenv.RegistryDigest(t, repo+":"+tag, nil); got != want {
+			t.Errorf("%s serves %q, want %q", tag, got, want)
+		}
+	}
+	if r := ibBinary(t, t.TempDir(), nil, "promote", repo+":a="+repo+":b", "--older-than", "7d"); r.code != 2 {
+		t.Errorf("--older-than without --sweep: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,11 @@ type Request struct {
 	Insecure bool `json:"insecure,omitempty"`
 	// SSH lists the ssh agent sockets or keys forwarded to the build, by id.
 	SSH []SSHForward `json:"ssh,omitempty"`
+	// Registries are the registry hosts the build pulls from (the hosts of the Dockerfile's
+	// base images, e.g. "registry.example.com:5000", Docker Hub as "index.docker.io"). With
+	// the repository's host they are the hosts a plugin gets credentials for (see
+	// [Request.RegistryHosts]); the in-process drivers do not need them.
+	Registries []string `json:"registries,omitempty"`
 
 	// Credentials answers for a registry host (e.g. "registry.example.com:5000"; Docker Hub is
 	// asked as "index.docker.io") with the credentials BuildKit uses to pull base images and, on
@@ -118,7 +124,7 @@ type Built struct {
 
 // Info describes an endpoint.
 type Info struct {
-	// Kind is "docker" or "buildkit".
+	// Kind is "docker" or "buildkit", or another builder's own kind ("buildah").
 	Kind Kind `json:"kind"`
 	// Endpoint names the endpoint, without credentials.
 	Endpoint string `json:"endpoint"`
@@ -141,6 +147,9 @@ type Info struct {
 	HostNetwork bool `json:"host_network,omitempty"`
 	// ContainerdStore reports a Docker daemon that keeps images in the containerd store.
 	ContainerdStore bool `json:"containerd_store,omitempty"`
+	// Version is the builder's own version, when it has one apart from the engine's (a
+	// plugin's: buildah's version, say).
+	Version string `json:"version,omitempty"`
 }
 
 // Builder runs image builds on one endpoint. It is safe for concurrent use.
@@ -313,7 +322,8 @@ func WithDockerContext(name string) Option {
 	}
 }
 
-// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint. An
+// New opens a builder on endpoint (see [ParseEndpoint]); it does not contact the endpoint (a
+// builder plugin is started, though: its program runs until Close). An
 // explicit address wins; otherwise (endpoint "" or "docker") the environment decides, as
 // [Select] describes. [Builder.Selection] tells which endpoint was taken, and why.
 func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) {
@@ -324,6 +334,13 @@ func New(ctx context.Context, endpoint string, opts ...Option) (Builder, error) 
 	switch sel.Kind {
 	case KindDocker:
 		return newDocker(ctx, sel, o)
+	case KindPlugin:
+		d, err := registeredPluginDriver()
+		if err != nil {
+			return nil, err
+		}
+		query, _ := url.ParseQuery(sel.ep.Query) // encoded by ParseEndpoint
+		return d.Open(ctx, sel.ep.Address, query)
 	default:
 		return newBuildKit(ctx, sel, o)
 	}
@@ -392,11 +409,20 @@ func (b *baseBuilder) prepare(ctx context.Context, c *client.Client, req Request
 }
 
 func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
-	fail := func(err error) (*normalizedRequest, error) {
+	repo, plats, err := CheckRequest(req)
+	if err != nil {
 		return nil, &Error{Step: StepValidate, Repository: req.Repository, Platforms: req.Platforms, Endpoint: b.endpoint.String(), Err: err}
 	}
+	return &normalizedRequest{Request: req, repo: repo, platforms: plats}, nil
+}
+
+// CheckRequest checks what every builder needs of a request: a repository without tag or
+// digest, an existing context directory, an absolute Dockerfile path, named build arguments
+// and labels, parseable platforms. It returns the repository and the platforms normalized
+// (os/arch[/variant]) and de-duplicated, in order.
+func CheckRequest(req Request) (name.Repository, []string, error) {
 	if req.Repository == "" {
-		return fail(errors.New("no repository"))
+		return name.Repository{}, nil, errors.New("no repository")
 	}
 	var nameOpts []name.Option
 	if req.Insecure {
@@ -404,8 +430,9 @@ func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
 	}
 	repo, err := name.NewRepository(req.Repository, append(nameOpts, name.StrictValidation)...)
 	if err != nil {
-		return fail(fmt.Errorf("repository %q must be a repository name without tag or digest: %w", req.Repository, err))
+		return name.Repository{}, nil, fmt.Errorf("repository %q must be a repository name without tag or digest: %w", req.Repository, err)
 	}
+	fail := func(err error) (name.Repository, []string, error) { return name.Repository{}, nil, err }
 	if req.ContextDir == "" {
 		return fail(errors.New("no build context directory"))
 	}
@@ -436,7 +463,7 @@ func (b *baseBuilder) validate(req Request) (*normalizedRequest, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &normalizedRequest{Request: req, repo: repo, platforms: plats}, nil
+	return repo, plats, nil
 }
 
 // normalizePlatforms parses, normalizes and de-duplicates platforms, keeping their order.

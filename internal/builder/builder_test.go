@@ -55,6 +55,15 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "tcp://", wantErr: "missing host"},
 		{in: "tcp://u:sekrit@%zz", wantErr: "not a URL"},
 		{in: "ssh://u:sekrit@host", wantErr: "plain-text password is not supported"},
+		{in: "plugin:buildah", want: Endpoint{Kind: KindPlugin, Address: "buildah"}, str: "plugin:buildah"},
+		{in: "plugin:buildkit?addr=unix:///run/bk.sock", want: Endpoint{Kind: KindPlugin, Address: "buildkit", Query: "addr=unix:///run/bk.sock"}, str: "plugin:buildkit?addr=unix:///run/bk.sock"},
+		{in: "plugin:x?b=1&a=2&a=1", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "a=2&a=1&b=1"}, str: "plugin:x?a=2&a=1&b=1"},
+		{in: "plugin:x?k=a%26b%3Dc+d", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "k=a%26b%3Dc%20d"}, str: "plugin:x?k=a%26b%3Dc%20d"},
+		{in: "plugin:x?addr=tcp://u:sekrit@h:1", want: Endpoint{Kind: KindPlugin, Address: "x", Query: "addr=tcp://u:sekrit@h:1"}, str: "plugin:x?addr=tcp://h:1"},
+		{in: "plugin:", wantErr: `plugin name "" must be letters`},
+		{in: "plugin:a/b", wantErr: `plugin name "a/b" must be letters`},
+		{in: "plugin:x?a=%zz", wantErr: "plugin settings"},
+		{in: "plugin:x?=v", wantErr: "plugin setting with an empty name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -82,7 +91,7 @@ func TestParseEndpoint(t *testing.T) {
 }
 
 func FuzzParseEndpoint(f *testing.F) {
-	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h", "docker+ssh://u:p@h:22", "nonsense"} {
+	for _, s := range []string{"", "docker", "docker+unix:///x.sock", "unix:///x.sock", "tcp://a:b@h:1", "kube-pod://p?namespace=n", "docker+tcp://h:2", "ssh://u@h", "docker+ssh://u:p@h:22", "nonsense", "plugin:buildah", "plugin:x?addr=unix:///s&k=a%26b", "plugin:x?a=tcp://u:pw12@h"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -110,6 +119,10 @@ func FuzzParseEndpoint(f *testing.F) {
 			}
 			if again.Kind != ep.Kind {
 				t.Fatalf("kind changed: %q -> %q", ep.Kind, again.Kind)
+			}
+			// A plugin's name and settings survive (unless a setting lost a password).
+			if ep.Kind == KindPlugin && again != ep && !strings.Contains(ep.Query, "@") {
+				t.Fatalf("plugin endpoint %+v shows as %q, which parses to %+v", ep, str, again)
 			}
 		}
 		if u, err := url.Parse(strings.TrimPrefix(strings.TrimSpace(s), dockerPrefix)); err == nil && u.User != nil {
@@ -364,16 +377,16 @@ func TestErrorMessage(t *testing.T) {
 
 func TestFailureTracker(t *testing.T) {
 	run, other := digest.FromString("run"), digest.FromString("other")
-	f := newFailureTracker()
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[2/2] RUN make"}, {Digest: other, Name: "[1/2] FROM x"}}})
+	f := NewFailureTracker()
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Name: "[2/2] RUN make"}, {Digest: other, Name: "[1/2] FROM x"}}})
 	var lines strings.Builder
 	for i := range 30 {
 		fmt.Fprintf(&lines, "line %d\n", i)
 	}
-	f.observe(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte(lines.String())}, {Vertex: other, Data: []byte("unrelated\n")}}})
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: other, Error: "context canceled"}}})
-	f.observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Error: "exit code: 2"}}})
-	vertex, output := f.describe()
+	f.Observe(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: run, Data: []byte(lines.String())}, {Vertex: other, Data: []byte("unrelated\n")}}})
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: other, Error: "context canceled"}}})
+	f.Observe(&client.SolveStatus{Vertexes: []*client.Vertex{{Digest: run, Error: "exit code: 2"}}})
+	vertex, output := f.Describe()
 	if vertex != "[2/2] RUN make" {
 		t.Errorf("vertex = %q", vertex)
 	}
@@ -381,7 +394,7 @@ func TestFailureTracker(t *testing.T) {
 	if len(got) != outputTailLines || got[0] != "line 10" || got[len(got)-1] != "line 29" {
 		t.Errorf("output tail = %q", output)
 	}
-	if v, o := newFailureTracker().describe(); v != "" || o != "" {
+	if v, o := NewFailureTracker().Describe(); v != "" || o != "" {
 		t.Errorf("empty tracker describes %q %q", v, o)
 	}
 }
@@ -508,8 +521,8 @@ func TestToOCI(t *testing.T) {
 
 func TestProgressStep(t *testing.T) {
 	var got []*client.SolveStatus
-	sink := &progressSink{fn: func(s *client.SolveStatus) { got = append(got, s) }}
-	sink.step("pushing x")(errors.New("denied"))
+	sink := NewProgressSink(func(s *client.SolveStatus) { got = append(got, s) })
+	sink.Step("pushing x")(errors.New("denied"))
 	if len(got) != 2 {
 		t.Fatalf("%d events", len(got))
 	}
@@ -520,6 +533,6 @@ func TestProgressStep(t *testing.T) {
 	if end.Completed == nil || end.Error != "denied" {
 		t.Errorf("end %+v", end)
 	}
-	var nilSink *progressSink
-	nilSink.step("x")(nil) // no callback: no panic
+	var nilSink *ProgressSink
+	nilSink.Step("x")(nil) // no callback: no panic
 }

@@ -76,7 +76,7 @@ func (b *buildkitBuilder) Build(ctx context.Context, req Request) (*Built, error
 	if err != nil {
 		return nil, errInfo.at(StepValidate, err)
 	}
-	resp, err := solve(ctx, b.c, opt, &progressSink{fn: req.Progress}, errInfo, true)
+	resp, err := solve(ctx, b.c, opt, NewProgressSink(req.Progress), errInfo, true)
 	if err != nil {
 		return nil, err
 	}

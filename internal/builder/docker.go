@@ -166,7 +166,7 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Built, error) 
 	if err != nil {
 		return nil, errInfo.at(StepConnect, err)
 	}
-	sink := &progressSink{fn: req.Progress}
+	sink := NewProgressSink(req.Progress)
 
 	pushed := make([]string, len(plats))
 	g, gctx := errgroup.WithContext(ctx)
@@ -188,7 +188,7 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Built, error) 
 		res.Digest = pushed[0]
 		return res, nil
 	}
-	done := sink.step(fmt.Sprintf("[imagebuilder] pushing index %s", nr.repo))
+	done := sink.Step(fmt.Sprintf("[imagebuilder] pushing index %s", nr.repo))
 	dgst, err := req.Publisher.AssembleIndex(ctx, nr.repo.Name(), pushed)
 	done(err)
 	if err != nil {
@@ -200,7 +200,7 @@ func (b *dockerBuilder) Build(ctx context.Context, req Request) (*Built, error) 
 
 // buildOne builds one platform into the daemon under a temporary tag, pushes it by digest
 // through the request's publisher, removes the tag and returns the pushed digest.
-func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, sink *progressSink) (string, error) {
+func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, platform string, host bool, sink *ProgressSink) (string, error) {
 	errInfo := Error{Repository: nr.repo.String(), Platforms: []string{platform}, Endpoint: b.endpoint.String()}
 	tmp, err := tempTag()
 	if err != nil {
@@ -221,7 +221,7 @@ func (b *dockerBuilder) buildOne(ctx context.Context, nr *normalizedRequest, pla
 	if id == "" {
 		return "", errInfo.at(StepBuild, errors.New("the moby exporter returned no image ID"))
 	}
-	done := sink.step(fmt.Sprintf("[imagebuilder] pushing %s for %s", nr.repo, platform))
+	done := sink.Step(fmt.Sprintf("[imagebuilder] pushing %s for %s", nr.repo, platform))
 	d, err := pushFromDaemon(ctx, b.docker, id, nr.repo.Name(), nr.Publisher, b.opts.tempDir)
 	done(err)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/imagebuilder/imagebuilder/internal/redact"
@@ -26,7 +27,13 @@ const (
 	KindDocker Kind = "docker"
 	// KindBuildKit is a buildkitd reached directly.
 	KindBuildKit Kind = "buildkit"
+	// KindPlugin is a builder plugin: the program imagebuilder-builder-NAME, run as a
+	// hashicorp/go-plugin plugin (see internal/builder/plugin).
+	KindPlugin Kind = "plugin"
 )
+
+// pluginPrefix marks a builder plugin: "plugin:NAME[?KEY=VALUE&...]".
+const pluginPrefix = "plugin:"
 
 // dockerPrefix marks a Docker daemon address: "docker+unix:///var/run/docker.sock".
 const dockerPrefix = "docker+"
@@ -43,6 +50,7 @@ var EndpointForms = []string{
 	"docker-container://CONTAINER",
 	"podman-container://CONTAINER",
 	"kube-pod://POD[?namespace=NS]",
+	"plugin:NAME[?KEY=VALUE&...]",
 }
 
 // dockerSchemes are the Docker daemon address schemes: sockets, TCP, and ssh through docker/cli's
@@ -55,8 +63,12 @@ type Endpoint struct {
 	// Address is the daemon address: for KindBuildKit a BuildKit address (unix://, tcp://,
 	// docker-container://, kube-pod://, podman-container://, ssh://); for KindDocker a
 	// DOCKER_HOST-style address (unix://, tcp://, npipe://, ssh://), or "" for the Docker
-	// environment (DOCKER_HOST, the Docker context, or the default socket).
+	// environment (DOCKER_HOST, the Docker context, or the default socket); for KindPlugin the
+	// plugin's name.
 	Address string
+	// Query holds a plugin's settings (plugin:NAME?KEY=VALUE&...) URL-encoded, keys sorted;
+	// empty for the others. It is a string so that an Endpoint stays comparable.
+	Query string
 }
 
 // plainName matches a bare name such as a buildx builder or a Docker context name.
@@ -71,7 +83,7 @@ type EndpointError struct {
 func (e *EndpointError) Error() string {
 	msg := fmt.Sprintf("parsing endpoint %q: %s; want one of: %s", e.Input, e.Reason, strings.Join(EndpointForms, ", "))
 	if plainName.MatchString(e.Input) {
-		msg += fmt.Sprintf(" (%q looks like a name: a buildx builder is given by its BuildKit address, a Docker context by --context NAME or DOCKER_CONTEXT)", e.Input)
+		msg += fmt.Sprintf(" (%q looks like a name: a buildx builder is given by its BuildKit address, a Docker context by --context NAME or DOCKER_CONTEXT, a builder plugin by plugin:NAME)", e.Input)
 	}
 	return msg
 }
@@ -88,6 +100,7 @@ func badEndpoint(s, format string, args ...any) error {
 //	                                docker+ssh://user@host)
 //	"unix:///path.sock"             a buildkitd; also tcp://, docker-container://, kube-pod://,
 //	                                podman-container://, ssh:// (BuildKit's connection helpers)
+//	"plugin:NAME?KEY=VALUE"         the builder plugin imagebuilder-builder-NAME, with its settings
 func ParseEndpoint(s string) (Endpoint, error) {
 	s = strings.TrimSpace(s)
 	switch {
@@ -95,6 +108,8 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		return Endpoint{Kind: KindAuto}, nil
 	case s == string(KindDocker):
 		return Endpoint{Kind: KindDocker}, nil
+	case strings.HasPrefix(s, pluginPrefix):
+		return parsePlugin(s)
 	case strings.HasPrefix(s, dockerPrefix):
 		addr := strings.TrimPrefix(s, dockerPrefix)
 		if err := checkDockerAddress(addr); err != nil {
@@ -187,7 +202,84 @@ func (e Endpoint) String() string {
 			return string(KindDocker)
 		}
 		return dockerPrefix + redact.URL(e.Address)
+	case KindPlugin:
+		if len(e.Query) == 0 {
+			return pluginPrefix + e.Address
+		}
+		// A setting that is a URL with a user or password shows without them.
+		q, _ := url.ParseQuery(e.Query)
+		for _, vs := range q {
+			for i, v := range vs {
+				if u, err := url.Parse(v); err == nil && u.User != nil {
+					vs[i] = redact.URL(v)
+				}
+			}
+		}
+		return pluginPrefix + e.Address + "?" + encodeQuery(q)
 	default:
 		return redact.URL(e.Address)
 	}
+}
+
+// parsePlugin parses "plugin:NAME[?KEY=VALUE&...]".
+func parsePlugin(s string) (Endpoint, error) {
+	rest := strings.TrimPrefix(s, pluginPrefix)
+	name, query, hasQuery := strings.Cut(rest, "?")
+	if !plainName.MatchString(name) {
+		return Endpoint{}, badEndpoint(s, "plugin name %q must be letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	ep := Endpoint{Kind: KindPlugin, Address: name}
+	if hasQuery {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return Endpoint{}, badEndpoint(s, "plugin settings %q are not KEY=VALUE&...: %s", query, err)
+		}
+		for k := range q {
+			if k == "" {
+				return Endpoint{}, badEndpoint(s, "plugin setting with an empty name")
+			}
+		}
+		ep.Query = encodeQuery(q)
+	}
+	return ep, nil
+}
+
+// PluginEndpoint is the endpoint of the builder plugin name with the settings query.
+func PluginEndpoint(name string, query url.Values) Endpoint {
+	return Endpoint{Kind: KindPlugin, Address: name, Query: encodeQuery(query)}
+}
+
+// encodeQuery encodes plugin settings with sorted keys, as url.Values.Encode does, but escapes
+// only what KEY=VALUE&... needs escaped, so that addresses stay readable: addr=unix:///x.sock.
+func encodeQuery(q url.Values) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(escapeSetting(k))
+			b.WriteByte('=')
+			b.WriteString(escapeSetting(v))
+		}
+	}
+	return b.String()
+}
+
+func escapeSetting(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c > ' ' && c < 0x7f && !strings.ContainsRune("&=%#+;?", rune(c)) {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

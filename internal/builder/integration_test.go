@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -24,14 +23,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/moby/buildkit/client"
 
 	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/registry/registrytest"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
@@ -77,27 +74,13 @@ type publishing struct{ Builder }
 
 func (p publishing) Build(ctx context.Context, req Request) (*Built, error) {
 	if req.Publisher == nil {
-		c, err := registry.New(registry.WithKeychain(callbackKeychain(req.Credentials)), registry.WithRetry(1, 0))
+		c, err := registry.New(registry.WithKeychain(registrytest.Keychain(req.Credentials)), registry.WithRetry(1, 0))
 		if err != nil {
 			return nil, err
 		}
 		req.Publisher = c
 	}
 	return p.Builder.Build(ctx, req)
-}
-
-// callbackKeychain is a request's Credentials callback as a keychain.
-type callbackKeychain func(host string) (string, string, error)
-
-func (k callbackKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	if k == nil {
-		return authn.Anonymous, nil
-	}
-	user, pass, err := k(r.RegistryStr())
-	if err != nil || user == "" && pass == "" {
-		return authn.Anonymous, err
-	}
-	return &authn.Basic{Username: user, Password: pass}, nil
 }
 
 // writeFiles writes files (relative path -> content) under dir.
@@ -130,51 +113,6 @@ func logProgress(t *testing.T) func(*client.SolveStatus) {
 				t.Logf("step done: %s (cached=%v) %s", v.Name, v.Cached, v.Error)
 			}
 		}
-	}
-}
-
-// imageFiles returns the contents of the named files in img's flattened filesystem.
-func imageFiles(t *testing.T, img v1.Image, paths ...string) map[string]string {
-	t.Helper()
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	out := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading image filesystem: %v", err)
-		}
-		p := "/" + strings.TrimPrefix(h.Name, "./")
-		p = "/" + strings.TrimPrefix(p, "/")
-		if slices.Contains(paths, p) {
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[p] = string(b)
-		}
-	}
-	return out
-}
-
-// assertNoTags fails when the repository has any tag. A registry answers 404 for the tag
-// list of a repository that holds only untagged manifests.
-func assertNoTags(t *testing.T, repo name.Repository, opts ...remote.Option) {
-	t.Helper()
-	tags, err := remote.List(repo, opts...)
-	if err != nil {
-		var terr *transport.Error
-		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-			return
-		}
-		t.Fatalf("listing tags of %s: %v", repo, err)
-	}
-	if len(tags) > 0 {
-		t.Errorf("repository %s has tags %v; a build must push by digest only", repo, tags)
 	}
 }
 
@@ -248,7 +186,7 @@ COPY . /ctx/
 		if got := cfg.Config.Labels["org.opencontainers.image.revision"]; got != "abc123" {
 			t.Errorf("label revision = %q, want abc123", got)
 		}
-		files := imageFiles(t, img, "/machine", "/greeting", "/hello.txt", "/ctx/sub/data.txt", "/ctx/ignored.txt", "/etc/imagebuilder-base")
+		files := registrytest.Files(t, img, "/machine", "/greeting", "/hello.txt", "/ctx/sub/data.txt", "/ctx/ignored.txt", "/etc/imagebuilder-base")
 		want := map[string]string{
 			"/machine":               "x86_64\n",
 			"/greeting":              "hi there\n",
@@ -266,7 +204,7 @@ COPY . /ctx/
 		if _, ok := files["/ctx/ignored.txt"]; ok {
 			t.Error("/ctx/ignored.txt is in the image although .dockerignore excludes it")
 		}
-		assertNoTags(t, r)
+		registrytest.AssertNoTags(t, r)
 	})
 }
 
@@ -336,7 +274,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files := imageFiles(t, img, "/machine", "/hello.txt")
+			files := registrytest.Files(t, img, "/machine", "/hello.txt")
 			if strings.TrimSpace(files["/machine"]) != wantMachine[p] {
 				t.Errorf("%s: /machine = %q, want %q", p, files["/machine"], wantMachine[p])
 			}
@@ -348,7 +286,7 @@ func TestBuildMultiPlatform(t *testing.T) {
 		if !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
 			t.Errorf("index platforms = %v, want exactly linux/amd64 and linux/arm64", got)
 		}
-		assertNoTags(t, r)
+		registrytest.AssertNoTags(t, r)
 	})
 }
 
@@ -505,7 +443,7 @@ func TestBuildAuthRegistry(t *testing.T) {
 			if desc.Digest.String() != res.Digest {
 				t.Errorf("registry serves %s, Result.Digest = %s", desc.Digest, res.Digest)
 			}
-			assertNoTags(t, r, auth)
+			registrytest.AssertNoTags(t, r, auth)
 		})
 
 		t.Run("wrong password", func(t *testing.T) {

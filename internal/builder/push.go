@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,43 +17,68 @@ import (
 )
 
 // pushFromDaemon hands image id, as built in the daemon, to pub, which pushes it to repository
-// by digest. The image reaches pub unread: only when pub needs its content (it has no record
-// of having pushed this image there) is it exported from the daemon (docker-archive), staged
-// in a temporary file under tempDir (os.TempDir() when empty) and converted to OCI media
-// types. The staged file is removed before returning.
+// by digest (see [PushArchive]); the daemon exports it with ImageSave only when pub needs its
+// content.
 func pushFromDaemon(ctx context.Context, dc *dockerclient.Client, id, repository string, pub Publisher, tempDir string) (string, error) {
+	return PushArchive(ctx, pub, repository, id, tempDir, func(ctx context.Context, path string) error {
+		return saveFromDaemon(ctx, dc, id, path)
+	})
+}
+
+// saveFromDaemon writes image id, exported from the daemon, to a new docker-archive at path.
+func saveFromDaemon(ctx context.Context, dc *dockerclient.Client, id, path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("staging the image: %w", err)
+	}
+	defer f.Close()
+	rc, err := dc.ImageSave(ctx, []string{id})
+	if err != nil {
+		return fmt.Errorf("exporting image %s from the daemon: %w", id, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(f, rc); err != nil {
+		return fmt.Errorf("exporting image %s from the daemon: %w", id, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("staging the image: %w", err)
+	}
+	return nil
+}
+
+// PushArchive hands pub an image known by source (an ID that identifies its content exactly,
+// such as the image ID a Docker daemon or buildah gave it), which pub pushes to repository by
+// digest, and returns the digest. The image reaches pub unread: only when pub needs its content
+// (it has no record of having pushed this source there) does save write it, as an
+// uncompressed docker-archive (docker save's format), to path, a file in a new temporary
+// directory under tempDir (os.TempDir() when empty); it is then converted to OCI media types on
+// the layers pub already holds. The staged archive is removed before returning.
+func PushArchive(ctx context.Context, pub Publisher, repository, source, tempDir string, save func(ctx context.Context, path string) error) (string, error) {
 	reuse := func(layers []v1.Layer) []v1.Layer {
 		return pub.ReuseLayers(ctx, repository, types.OCILayer, layers)
 	}
-	img := &daemonImage{id: id, open: func() (v1.Image, func(), error) { return exportImage(ctx, dc, id, tempDir, reuse) }}
+	img := &daemonImage{id: source, open: func() (v1.Image, func(), error) { return stageArchive(ctx, tempDir, save, reuse) }}
 	defer img.close()
 	return pub.PushImage(ctx, repository, img)
 }
 
-// exportImage exports image id from the daemon and converts it to OCI media types, on the
-// layers reuse gives back for the exported ones; cleanup removes the staged archive.
-func exportImage(ctx context.Context, dc *dockerclient.Client, id, tempDir string, reuse func([]v1.Layer) []v1.Layer) (v1.Image, func(), error) {
-	f, err := os.CreateTemp(tempDir, "imagebuilder-save-*.tar")
+// stageArchive has save write an image to a docker-archive in a new temporary directory and
+// opens it with OCI media types, on the layers reuse gives back for the saved ones; cleanup
+// removes the directory.
+func stageArchive(ctx context.Context, tempDir string, save func(ctx context.Context, path string) error, reuse func([]v1.Layer) []v1.Layer) (v1.Image, func(), error) {
+	dir, err := os.MkdirTemp(tempDir, "imagebuilder-save-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("staging the image: %w", err)
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	cleanup := func() { os.RemoveAll(dir) }
 	fail := func(err error) (v1.Image, func(), error) { cleanup(); return nil, nil, err }
-	rc, err := dc.ImageSave(ctx, []string{id})
-	if err != nil {
-		return fail(fmt.Errorf("exporting image %s from the daemon: %w", id, err))
+	path := filepath.Join(dir, "image.tar")
+	if err := save(ctx, path); err != nil {
+		return fail(err)
 	}
-	_, err = io.Copy(f, rc)
-	rc.Close()
+	saved, err := tarball.ImageFromPath(path, nil)
 	if err != nil {
-		return fail(fmt.Errorf("exporting image %s from the daemon: %w", id, err))
-	}
-	if err := f.Close(); err != nil {
-		return fail(fmt.Errorf("staging the image: %w", err))
-	}
-	saved, err := tarball.ImageFromPath(f.Name(), nil)
-	if err != nil {
-		return fail(fmt.Errorf("reading the image exported from the daemon: %w", err))
+		return fail(fmt.Errorf("reading the saved image: %w", err))
 	}
 	img, err := toOCI(saved, reuse)
 	if err != nil {
@@ -61,8 +87,8 @@ func exportImage(ctx context.Context, dc *dockerclient.Client, id, tempDir strin
 	return img, cleanup, nil
 }
 
-// daemonImage is an image in the Docker daemon, exported the first time its content is asked
-// for. Its Source is the daemon's image ID, which identifies the content exactly.
+// daemonImage is an image in a Docker daemon (or buildah's storage), exported the first time
+// its content is asked for. Its Source is the image ID, which identifies the content exactly.
 type daemonImage struct {
 	id   string
 	open func() (v1.Image, func(), error)
@@ -89,7 +115,7 @@ func (d *daemonImage) close() {
 	}
 }
 
-// Source is the daemon's image ID.
+// Source is the image ID.
 func (d *daemonImage) Source() string { return d.id }
 
 // MediaType is known without exporting: the image is converted to an OCI manifest.

@@ -43,7 +43,7 @@ const (
 // Selection names the endpoint a builder was opened on, and why. It is known without asking
 // the endpoint anything.
 type Selection struct {
-	// Kind is docker or buildkit.
+	// Kind is docker, buildkit or plugin.
 	Kind Kind `json:"kind"`
 	// Endpoint is the address, without credentials (docker+unix:///var/run/docker.sock,
 	// docker+ssh://host, unix:///run/buildkit/buildkitd.sock, ...).
@@ -71,6 +71,18 @@ type selected struct {
 // it does not contact the endpoint.
 func selectEndpoint(ep Endpoint, o options) (selected, error) {
 	switch {
+	case ep.Kind == KindPlugin:
+		if o.dockerContext != "" {
+			return selected{}, fmt.Errorf("docker context %q given with the builder plugin %s: a Docker context names a Docker daemon", o.dockerContext, ep)
+		}
+		d, err := registeredPluginDriver()
+		if err != nil {
+			return selected{}, err
+		}
+		if _, err := d.Find(ep.Address); err != nil {
+			return selected{}, err
+		}
+		return selected{Selection: Selection{Kind: KindPlugin, Endpoint: ep.String(), Origin: OriginExplicit}, ep: ep}, nil
 	case ep.Kind == KindBuildKit:
 		if o.dockerContext != "" {
 			return selected{}, fmt.Errorf("docker context %q given with the BuildKit endpoint %s: a Docker context names a Docker daemon", o.dockerContext, ep)

@@ -203,3 +203,19 @@ func TestDockerContexts(t *testing.T) {
 		t.Errorf("DockerContexts without a store = %v, %v", got, err)
 	}
 }
+
+func TestRegistryHosts(t *testing.T) {
+	for _, tt := range []struct {
+		req  Request
+		want []string
+	}{
+		{Request{Repository: "registry.example:5000/team/app", Registries: []string{"docker.io", "index.docker.io", "Base.Example", "registry.example:5000"}},
+			[]string{"registry.example:5000", "index.docker.io", "base.example"}},
+		{Request{Repository: "library/app", Registries: []string{"registry-1.docker.io"}}, []string{"index.docker.io"}},
+		{Request{Repository: "bad repository"}, nil},
+	} {
+		if got := tt.req.RegistryHosts(); !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: RegistryHosts() = %v, want %v", tt.req, got, tt.want)
+		}
+	}
+}

@@ -100,13 +100,18 @@ func frontendAttrs(req *normalizedRequest, plats []string, hostNetwork bool) map
 	return attrs
 }
 
-// progressSink serializes status events from concurrent solves into the request's callback.
-type progressSink struct {
+// ProgressSink serializes status events from concurrent builds into a request's Progress
+// callback (nil: events are dropped).
+type ProgressSink struct {
 	mu sync.Mutex
 	fn func(*client.SolveStatus)
 }
 
-func (p *progressSink) send(s *client.SolveStatus) {
+// NewProgressSink returns a sink feeding fn.
+func NewProgressSink(fn func(*client.SolveStatus)) *ProgressSink { return &ProgressSink{fn: fn} }
+
+// Send passes one event on.
+func (p *ProgressSink) Send(s *client.SolveStatus) {
 	if p == nil || p.fn == nil {
 		return
 	}
@@ -115,16 +120,16 @@ func (p *progressSink) send(s *client.SolveStatus) {
 	p.fn(s)
 }
 
-// step reports a synthetic vertex for work done outside BuildKit (e.g. a push), so the
+// Step reports a synthetic vertex for work done outside BuildKit (e.g. a push), so the
 // caller's progress display shows it like any other step. It returns the function that
 // completes the vertex.
-func (p *progressSink) step(name string) func(error) {
+func (p *ProgressSink) Step(name string) func(error) {
 	if p == nil || p.fn == nil {
 		return func(error) {}
 	}
 	started := time.Now()
 	v := &client.Vertex{Digest: digest.FromString(fmt.Sprintf("imagebuilder:%s:%d", name, started.UnixNano())), Name: name, Started: &started}
-	p.send(&client.SolveStatus{Vertexes: []*client.Vertex{v}})
+	p.Send(&client.SolveStatus{Vertexes: []*client.Vertex{v}})
 	return func(err error) {
 		done := time.Now()
 		v2 := *v
@@ -132,24 +137,27 @@ func (p *progressSink) step(name string) func(error) {
 		if err != nil {
 			v2.Error = err.Error()
 		}
-		p.send(&client.SolveStatus{Vertexes: []*client.Vertex{&v2}})
+		p.Send(&client.SolveStatus{Vertexes: []*client.Vertex{&v2}})
 	}
 }
 
-// failureTracker remembers the last output lines of every vertex and which vertex failed,
-// so a failed solve's error can name the step and show its output.
-type failureTracker struct {
+// FailureTracker remembers the last output lines of every vertex and which vertex failed,
+// so a failed build's error can name the step and show its output (Error's Vertex and
+// Output). Builders outside this package feed it the status events they report.
+type FailureTracker struct {
 	names  map[digest.Digest]string
 	output map[digest.Digest][]byte
 	failed digest.Digest
 	errMsg string
 }
 
-func newFailureTracker() *failureTracker {
-	return &failureTracker{names: map[digest.Digest]string{}, output: map[digest.Digest][]byte{}}
+// NewFailureTracker returns a tracker that has seen nothing.
+func NewFailureTracker() *FailureTracker {
+	return &FailureTracker{names: map[digest.Digest]string{}, output: map[digest.Digest][]byte{}}
 }
 
-func (f *failureTracker) observe(s *client.SolveStatus) {
+// Observe records the vertex names, errors and logs of one status event.
+func (f *FailureTracker) Observe(s *client.SolveStatus) {
 	for _, v := range s.Vertexes {
 		if v.Name != "" {
 			f.names[v.Digest] = v.Name
@@ -168,8 +176,8 @@ func (f *failureTracker) observe(s *client.SolveStatus) {
 	}
 }
 
-// describe returns the failed vertex's name and the tail of its output.
-func (f *failureTracker) describe() (vertex, output string) {
+// Describe returns the failed vertex's name and the tail of its output.
+func (f *FailureTracker) Describe() (vertex, output string) {
 	if f.failed == "" {
 		return "", ""
 	}
@@ -198,15 +206,15 @@ const exportVertexPrefix = "exporting to "
 // solve runs one solve, forwarding status events to sink. On failure it returns an *Error
 // naming the failing vertex and its output, for StepBuild, or StepPush when exportPushes and
 // the exporter failed.
-func solve(ctx context.Context, c *client.Client, opt client.SolveOpt, sink *progressSink, errInfo Error, exportPushes bool) (*client.SolveResponse, error) {
+func solve(ctx context.Context, c *client.Client, opt client.SolveOpt, sink *ProgressSink, errInfo Error, exportPushes bool) (*client.SolveResponse, error) {
 	ch := make(chan *client.SolveStatus)
-	tracker := newFailureTracker()
+	tracker := NewFailureTracker()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for s := range ch {
-			tracker.observe(s)
-			sink.send(s)
+			tracker.Observe(s)
+			sink.Send(s)
 		}
 	}()
 	resp, err := c.Solve(ctx, nil, opt, ch) // Solve closes ch
@@ -214,7 +222,7 @@ func solve(ctx context.Context, c *client.Client, opt client.SolveOpt, sink *pro
 	if err != nil {
 		e := errInfo
 		e.Step = StepBuild
-		e.Vertex, e.Output = tracker.describe()
+		e.Vertex, e.Output = tracker.Describe()
 		if exportPushes && strings.HasPrefix(e.Vertex, exportVertexPrefix) {
 			e.Step = StepPush
 		}

@@ -238,7 +238,8 @@ type Builder struct {
 	// Build engine endpoint: docker (the Docker daemon of DOCKER_HOST or the Docker context),
 	// docker+unix://, docker+tcp:// or docker+ssh:// (a Docker daemon at that address), or a
 	// BuildKit address: unix://, tcp://, ssh://, docker-container://, podman-container://,
-	// kube-pod://.
+	// kube-pod://, or plugin:NAME[?KEY=VALUE&...] (the builder plugin imagebuilder-builder-NAME
+	// with its settings).
 	Endpoint string `json:"endpoint,omitempty"`
 	// A pool of build engines, instead of one endpoint: each image builds on a free endpoint
 	// that supports its platforms; an endpoint that dies gives its images back to the others.

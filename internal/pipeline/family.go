@@ -221,6 +221,7 @@ func (fr *familyRun) prepare(context.Context) error {
 			return fail(err)
 		}
 		m.refs = f.References()
+		registries := baseRegistries(f)
 		// The .dockerignore in force: the Dockerfile's own, else the context's.
 		for _, name := range []string{prep.Dockerfile + ".dockerignore", filepath.Join(prep.ContextDir, ".dockerignore")} {
 			data, err := os.ReadFile(name)
@@ -238,6 +239,7 @@ func (fr *familyRun) prepare(context.Context) error {
 		m.ir = &imageRun{
 			req:        params.Image{Image: img.Name, Tag: img.Tag, Platforms: img.Platforms, Target: img.Target},
 			contextDir: prep.ContextDir,
+			registries: registries,
 			out: &result.Image{
 				Ref:        img.Repository + ":" + img.Tag,
 				Image:      img.Name,

@@ -117,6 +117,7 @@ type imageRun struct {
 	current    map[string]string // tag -> digest it points at now ("" when absent)
 	secrets    map[string][]byte // build secrets by id, resolved
 	ssh        []builder.SSHForward
+	registries []string                  // the registry hosts of the Dockerfile's base images
 	endpoint   string                    // the pool endpoint it built on
 	progress   func(*client.SolveStatus) // where its build's progress goes (nil: the run's)
 	split      bool                      // built one platform per task (see split.go)
@@ -293,9 +294,11 @@ func (r *run) inject(_ context.Context) error {
 		ir.buildArgs = copyMap(ir.req.BuildArgs)
 		if ir.req.Base == "" && len(ir.req.Bases) == 0 {
 			// Parse anyway: a Dockerfile that does not parse fails here, not in the builder.
-			if _, err := dockerfile.Parse(data, ir.req.BuildArgs); err != nil {
+			f, err := dockerfile.Parse(data, ir.req.BuildArgs)
+			if err != nil {
 				return &Error{Image: ir.out.Ref, Step: result.StepInject, Err: err}
 			}
+			ir.registries = baseRegistries(f)
 		} else {
 			inj, err := dockerfile.Inject(data, dockerfile.Injection{Base: ir.req.Base, Bases: ir.req.Bases}, ir.req.BuildArgs)
 			if err != nil {
@@ -317,6 +320,11 @@ func (r *run) inject(_ context.Context) error {
 			for k, v := range inj.BuildArgs {
 				ir.buildArgs[k] = v
 			}
+			f, err := dockerfile.Parse(inj.Dockerfile, ir.buildArgs)
+			if err != nil {
+				return &Error{Image: ir.out.Ref, Step: result.StepInject, Err: err}
+			}
+			ir.registries = baseRegistries(f)
 			for _, c := range inj.Changes {
 				stage := c.StageName
 				if stage == "" {

@@ -32,6 +32,8 @@ type fakeBuilder struct {
 	builds  atomic.Int32
 	mu      sync.Mutex
 	ignores []string // the .dockerignore beside each built Dockerfile ("" when none)
+	// registries are the Registries of each request.
+	registries [][]string
 }
 
 func (f *fakeBuilder) Selection() builder.Selection {
@@ -47,6 +49,7 @@ func (f *fakeBuilder) Build(_ context.Context, req builder.Request) (*builder.Bu
 	ign, _ := os.ReadFile(req.Dockerfile + ".dockerignore")
 	f.mu.Lock()
 	f.ignores = append(f.ignores, string(ign))
+	f.registries = append(f.registries, req.Registries)
 	f.mu.Unlock()
 	switch req.Target {
 	case "leak":

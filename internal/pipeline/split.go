@@ -134,6 +134,7 @@ func (r *run) buildOn(ctx context.Context, ir *imageRun, platforms []string, end
 		Publisher:   r.reg,
 		Secrets:     ir.secrets,
 		SSH:         ir.ssh,
+		Registries:  ir.registries,
 		Progress:    ir.progressFunc(r.opts.Progress),
 	})
 	if err != nil {

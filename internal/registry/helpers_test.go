@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 // memRegistry returns go-containerregistry's in-memory registry, quiet.
@@ -82,18 +83,7 @@ func image(t *testing.T, p string, oci bool) v1.Image {
 // digest.
 func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) string {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
+	return testenv.Push(t, ref, img, opts...)
 }
 
 // pushIndex writes idx to ref and returns its digest.

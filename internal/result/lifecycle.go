@@ -12,6 +12,9 @@ type Promotion struct {
 	Images []PromotedImage `json:"images"`
 	// Failed is set when the promote failed; when it failed moving tags, no final tag moved.
 	Failed *Failure `json:"failed,omitempty"`
+	// Swept, with promote --sweep, is the sweep of each destination repository after the
+	// promote.
+	Swept []*Sweep `json:"swept,omitempty"`
 }
 
 // PromotedImage is one destination repository of a promote.

@@ -22,9 +22,10 @@ type Buildkitd struct {
 }
 
 // StartBuildkitd starts a buildkitd of its own (the buildkitd on PATH, which `scripts/testenv.sh
-// env` puts there) with its own state, trusting the test registries over plain HTTP, and waits
-// until it answers. It is stopped and its state removed when the test ends.
-func StartBuildkitd(t testing.TB) *Buildkitd {
+// env` puts there) with its own state, trusting the test registries over plain HTTP (and the
+// registries httpRegistries, host:port, such as a registry the test serves), and waits until it
+// answers. It is stopped and its state removed when the test ends.
+func StartBuildkitd(t testing.TB, httpRegistries ...string) *Buildkitd {
 	t.Helper()
 	env := Require(t, Registry, AuthRegistry)
 	bin, err := exec.LookPath("buildkitd")
@@ -49,6 +50,9 @@ insecure-entitlements = ["network.host"]
 [registry.%q]
   http = true
 `, filepath.Join(dir, "root"), b.Addr, env[Registry], env[AuthRegistry])
+	for _, r := range httpRegistries {
+		config += fmt.Sprintf("[registry.%q]\n  http = true\n", r)
+	}
 	cfg := filepath.Join(dir, "buildkitd.toml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

@@ -189,6 +189,12 @@ func pushRandom(t testing.TB, ref string, p v1.Platform, created time.Time, labe
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
+	return Push(t, ref, img, opts...)
+}
+
+// Push writes img to ref (test setup, outside the code under test) and returns its digest.
+func Push(t testing.TB, ref string, img v1.Image, opts ...remote.Option) string {
+	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,12 @@ func Dot(t testing.TB) string {
 	return RequireProgram(t, "dot", "Graphviz's dot (Debian package graphviz)")
 }
 
+// Buildah is the path of buildah (Debian package buildah), under RequireProgram's rules.
+func Buildah(t testing.TB) string {
+	t.Helper()
+	return RequireProgram(t, "buildah", "buildah (Debian package buildah)")
+}
+
 // unavailable skips the test for want of what msg says, or fails it when Required() is true.
 func unavailable(t testing.TB, msg string) {
 	t.Helper()

@@ -56,7 +56,8 @@ options:
         description: 'Build engine endpoint: docker (the Docker daemon of DOCKER_HOST
           or the Docker context), docker+unix://, docker+tcp:// or docker+ssh:// (a
           Docker daemon at that address), or a BuildKit address: unix://, tcp://,
-          ssh://, docker-container://, podman-container://, kube-pod://.'
+          ssh://, docker-container://, podman-container://, kube-pod://, or plugin:NAME[?KEY=VALUE&...]
+          (the builder plugin imagebuilder-builder-NAME with its settings).'
         type: str
       endpoints:
         description: 'A pool of build engines, instead of one endpoint: each image
