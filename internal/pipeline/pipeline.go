@@ -518,10 +518,16 @@ func parseSSH(spec string) (builder.SSHForward, error) {
 // selectBuilder decides which engines build (--builder, else builder.endpoint or the pool of
 // builder.endpoints, else the environment) before any work, so that a bad choice fails first and
 // the result names the engine even when a later step fails. Nothing is contacted yet.
-func (r *run) selectBuilder(context.Context) error {
+func (r *run) selectBuilder(ctx context.Context) error {
 	var err error
-	r.pool, err = r.newPool(r.p.Builder, 0)
-	return err
+	if r.pool, err = r.newPool(r.p.Builder, 0); err != nil {
+		return err
+	}
+	// The engine a request builds on opens while the source is fetched: a plugin's process
+	// start and handshake, or a remote daemon's dial, then cost no time of their own. connect
+	// gets the same engine (or, when opening failed, opens it again and reports why).
+	go r.pool.get(ctx, r.pool.endpoints[0].Name) //nolint:errcheck // connect reports it
+	return nil
 }
 
 // newPool prepares the engines a run builds on, from --builder and the builder settings.

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
@@ -18,6 +20,7 @@ type pool struct {
 
 	mu      sync.Mutex
 	engines map[string]*engine
+	closed  atomic.Bool // close ran: nothing opens any more (an engine opened late would leak)
 }
 
 // engine is one endpoint's connection, opened once.
@@ -29,6 +32,9 @@ type engine struct {
 // get returns the engine of an endpoint, opening it the first time; opening one endpoint does
 // not wait for another's.
 func (p *pool) get(ctx context.Context, endpoint string) (builder.Builder, error) {
+	if p.closed.Load() {
+		return nil, errPoolClosed
+	}
 	p.mu.Lock()
 	if p.engines == nil {
 		p.engines = map[string]*engine{}
@@ -41,6 +47,9 @@ func (p *pool) get(ctx context.Context, endpoint string) (builder.Builder, error
 	p.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if p.closed.Load() && e.bld == nil {
+		return nil, errPoolClosed
+	}
 	if e.bld == nil {
 		b, err := p.open(ctx, endpoint)
 		if err != nil {
@@ -68,10 +77,19 @@ func (p *pool) describe(endpoint string) string {
 	return redact.URL(endpoint)
 }
 
+// errPoolClosed is what get returns once the run closed its engines.
+var errPoolClosed = errors.New("the run's build engines are closed")
+
 func (p *pool) close() {
+	p.closed.Store(true)
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	engines := make([]*engine, 0, len(p.engines))
 	for _, e := range p.engines {
+		engines = append(engines, e)
+	}
+	p.mu.Unlock()
+	// An engine being opened is waited for, then closed; one not yet opened never will be.
+	for _, e := range engines {
 		e.mu.Lock()
 		if e.bld != nil {
 			e.bld.Close()
