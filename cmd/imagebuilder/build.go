@@ -68,9 +68,6 @@ where each tag points) and builds and pushes nothing.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Everything about how the command was called is checked before any work.
-			if output != "json" && output != "yaml" {
-				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
-			}
 			flagMode := ""
 			if cmd.Flags().Changed("progress") {
 				flagMode = progressMode
@@ -131,15 +128,9 @@ where each tag points) and builds and pushes nothing.`,
 			if err != nil {
 				return err
 			}
-			var progressOut io.Writer = stderr
-			if mode != progress.TTY {
-				rw := red.Writer(stderr)
-				defer rw.Close()
-				progressOut = rw
-			}
-			pr, err := progress.New(progressOut, mode)
+			pr, stopProgress, err := startProgress(stderr, mode, red)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			res, runErr := pipeline.Run(cmd.Context(), *p, pipeline.Options{
 				Endpoint:        endpoint,
@@ -151,7 +142,7 @@ where each tag points) and builds and pushes nothing.`,
 				Vars:            varMap,
 				RegistryOptions: ropts,
 			})
-			pr.Close()
+			stopProgress()
 			if err := printResult(cmd.OutOrStdout(), output, red, res); err != nil {
 				return err
 			}
@@ -168,7 +159,7 @@ where each tag points) and builds and pushes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "-", "build params file (JSON or YAML), - for stdin")
-	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	outputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
 	f.StringVar(&endpoint, "builder", "", "build engine endpoint: "+strings.ReplaceAll(strings.Join(endpointPrefixes(), ", "), "://", "://…")+" (overrides builder.endpoint)")
 	f.StringVar(&dockerContext, "context", "", "build on the Docker daemon of this Docker context (see docker context ls)")
@@ -176,7 +167,6 @@ where each tag points) and builds and pushes nothing.`,
 	f.BoolVar(&dryRun, "dry-run", false, "check everything, build and push nothing")
 	f.StringArrayVar(&vars, "var", nil, "a value for target.registry.stage_tag's .Vars, NAME=VALUE (repeatable)")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "output", "json", "yaml")
 	completeValues(cmd, "progress", progress.Modes...)
 	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return endpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
@@ -189,6 +179,29 @@ where each tag points) and builds and pushes nothing.`,
 		return names, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// startProgress starts the progress display on stderr. Everything but a terminal display goes
+// through the redactor (a terminal display needs the terminal itself; the run masks the events
+// it shows). stop shows what is left and closes it.
+func startProgress(stderr io.Writer, mode string, red *redact.Redactor) (pr *progress.Printer, stop func(), err error) {
+	out, rw := stderr, io.WriteCloser(nil)
+	if mode != progress.TTY {
+		rw = red.Writer(stderr)
+		out = rw
+	}
+	if pr, err = progress.New(out, mode); err != nil {
+		if rw != nil {
+			rw.Close()
+		}
+		return nil, nil, usageError{err}
+	}
+	return pr, func() {
+		pr.Close()
+		if rw != nil {
+			rw.Close()
+		}
+	}, nil
 }
 
 // envCredentials names the credentials file when --credentials does not.
@@ -238,6 +251,27 @@ func contextHint(value string) string {
 		return fmt.Sprintf("\n(docker context %q exists: use --context %s)", value, value)
 	}
 	return ""
+}
+
+// formatFlag is the value of --output: json or yaml; anything else is refused when the flag is
+// parsed, as a usage error, before the command runs.
+type formatFlag string
+
+func (o *formatFlag) String() string { return string(*o) }
+func (o *formatFlag) Type() string   { return "json|yaml" }
+func (o *formatFlag) Set(v string) error {
+	if v != "json" && v != "yaml" {
+		return fmt.Errorf("must be json or yaml, got %q", v)
+	}
+	*o = formatFlag(v)
+	return nil
+}
+
+// outputFlag adds -o/--output (default json) to cmd, into p, with its completion.
+func outputFlag(cmd *cobra.Command, p *string, usage string) {
+	*p = "json"
+	cmd.Flags().VarP((*formatFlag)(p), "output", "o", usage)
+	completeValues(cmd, "output", "json", "yaml")
 }
 
 // completeValues completes a flag with fixed values.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,9 +57,6 @@ Info (kind, version, platforms). A plugin is selected by --builder plugin:NAME o
   IMAGEBUILDER_PLUGIN_PATH=/opt/imagebuilder/plugins imagebuilder builders --output yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "json" && output != "yaml" {
-				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
-			}
 			list := buildersList{Builtin: builtinDrivers, Plugins: []pluginEntry{}, SearchPath: plugin.SearchPath()}
 			if sel, err := builder.Select(""); err == nil {
 				list.Default = &sel
@@ -71,8 +67,7 @@ Info (kind, version, platforms). A plugin is selected by --builder plugin:NAME o
 			return printResult(cmd.OutOrStdout(), output, redact.New(), list)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "json", "output format: json or yaml")
-	completeValues(cmd, "output", "json", "yaml")
+	outputFlag(cmd, &output, "output format: json or yaml")
 	return cmd
 }
 

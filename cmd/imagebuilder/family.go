@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,10 +77,9 @@ func newFamilySubCmd(verb string) *cobra.Command {
 	f.StringVar(&fl.credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	f.StringVar(&fl.endpoint, "builder", "", "build engine endpoint (overrides builder.endpoint and builder.endpoints)")
 	if verb != "graph" {
-		f.StringVarP(&fl.output, "output", "o", "json", "report format on stdout: json or yaml")
+		outputFlag(cmd, &fl.output, "report format on stdout: json or yaml")
 		f.StringVar(&fl.report, "report", "", "also write the report to FILE (JSON, or YAML for .yaml/.yml)")
 		f.StringVar(&fl.reportFormat, "report-format", "imagebuilder", "report shape: imagebuilder, or cord (CORD imagebuilder's ib_built, ib_pulled, ... lists)")
-		completeValues(cmd, "output", "json", "yaml")
 		completeValues(cmd, "report-format", "imagebuilder", "cord")
 	}
 	if verb == "build" {
@@ -95,9 +93,6 @@ func newFamilySubCmd(verb string) *cobra.Command {
 }
 
 func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) error {
-	if verb != "graph" && fl.output != "json" && fl.output != "yaml" {
-		return usageError{fmt.Errorf("--output must be json or yaml, got %q", fl.output)}
-	}
 	if fl.reportFormat != "" && fl.reportFormat != "imagebuilder" && fl.reportFormat != "cord" {
 		return usageError{fmt.Errorf("--report-format must be imagebuilder or cord, got %q", fl.reportFormat)}
 	}
@@ -138,15 +133,9 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	if err != nil {
 		return err
 	}
-	var progressOut io.Writer = stderr
-	if mode != progress.TTY {
-		rw := red.Writer(stderr)
-		defer rw.Close()
-		progressOut = rw
-	}
-	pr, err := progress.New(progressOut, mode)
+	pr, stopProgress, err := startProgress(stderr, mode, red)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	var g *graph.Graph
 	rep, runErr := pipeline.RunFamily(cmd.Context(), fam, pipeline.FamilyOptions{
@@ -168,7 +157,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 		LogsDir:     fl.logs,
 		Graph:       func(gr *graph.Graph) { g = gr },
 	})
-	pr.Close()
+	stopProgress()
 	if verb == "graph" {
 		if g == nil {
 			return exitCodeError{code: exitFailure, err: red.Error(runErr)}

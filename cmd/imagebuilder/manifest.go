@@ -47,9 +47,6 @@ attests}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
   imagebuilder manifest create reg.example.com/team/app:1.0 --from build/app:amd64 --from build/app:arm64 --attestations drop`,
 		Args: oneArg("REF (the index to create)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "json" && output != "yaml" {
-				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
-			}
 			if attestations != manifest.Keep && attestations != manifest.Drop {
 				return usageError{fmt.Errorf("--attestations must be keep or drop, got %q", attestations)}
 			}
@@ -73,9 +70,8 @@ attests}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 	f.StringArrayVar(&from, "from", nil, "an image or index to take platforms from (repeatable, in index order)")
 	f.StringVar(&attestations, "attestations", manifest.Keep, "attestation manifests of --from indexes: keep or drop")
 	f.BoolVar(&dryRun, "dry-run", false, "compute the index and its digest; write nothing")
-	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	outputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "output", "json", "yaml")
 	completeValues(cmd, "attestations", manifest.Keep, manifest.Drop)
 	return cmd
 }

@@ -48,9 +48,6 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
   imagebuilder promote -f family.yaml --var change=123 --dry-run
   imagebuilder promote reg.example.com/team/app:change_1_latest=reg.example.com/team/app:latest`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "json" && output != "yaml" {
-				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
-			}
 			fileGiven := cmd.Flags().Changed("file")
 			switch {
 			case fileGiven && len(args) > 0:
@@ -104,13 +101,12 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "-", "build params or family file (JSON or YAML), - for stdin")
-	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	outputFlag(cmd, &output, "result format: json or yaml")
 	f.BoolVar(&dryRun, "dry-run", false, "read where every tag points and report what would move; write nothing")
 	f.StringVar(&sweepMatch, "sweep", "", "after the promote, delete the destination repositories' tags matching this regular expression (anchored at the start) and older than --older-than")
 	f.StringVar(&olderThan, "older-than", "", "with --sweep: the age above which a matching tag is deleted (36h, 7d)")
 	f.StringArrayVar(&vars, "var", nil, "a value for the stage tag's .Vars (and a family file's variables), NAME=VALUE (repeatable)")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "output", "json", "yaml")
 	return cmd
 }
 

@@ -35,9 +35,6 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
   imagebuilder sweep registry.example.com/team/app --match 'change_[0-9]+_' --older-than 36h`,
 		Args: oneArg("REPOSITORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "json" && output != "yaml" {
-				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
-			}
 			if match == "" {
 				return usageError{fmt.Errorf("--match is required: a sweep deletes only tags that match")}
 			}
@@ -60,9 +57,8 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 	f.StringVar(&match, "match", "", "regular expression the tags to delete match, anchored at the start (required)")
 	f.StringVar(&olderThan, "older-than", "", "delete matching tags whose image is older than this: 36h, 90m, 7d, 1d12h (required)")
 	f.BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
-	f.StringVarP(&output, "output", "o", "json", "result format: json or yaml")
+	outputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "output", "json", "yaml")
 	return cmd
 }
 

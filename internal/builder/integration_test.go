@@ -434,16 +434,8 @@ func TestBuildAuthRegistry(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}
-			r, _ := name.NewRepository(req.Repository)
 			auth := remote.WithAuth(&authn.Basic{Username: env[testenv.AuthUser], Password: env[testenv.AuthPassword]})
-			desc, err := remote.Head(r.Digest(res.Digest), auth)
-			if err != nil {
-				t.Fatalf("HEAD: %v", err)
-			}
-			if desc.Digest.String() != res.Digest {
-				t.Errorf("registry serves %s, Result.Digest = %s", desc.Digest, res.Digest)
-			}
-			registrytest.AssertNoTags(t, r, auth)
+			registrytest.AssertPushedByDigest(t, req.Repository, res.Digest, auth)
 		})
 
 		t.Run("wrong password", func(t *testing.T) {

@@ -112,15 +112,11 @@ func RunFamily(ctx context.Context, fam *family.Family, opts FamilyOptions) (rep
 	defer func() {
 		fr.report()
 		if err != nil {
-			var pe *Error
-			if !errors.As(err, &pe) {
-				pe = &Error{Step: "run", Err: err}
-				err = pe
+			imagesFailed := errors.Is(err, errImagesFailed) // each is in the report already
+			var f result.Failure
+			if f, err = failure(err, red); !imagesFailed {
+				fr.rep.Failed = append(fr.rep.Failed, f)
 			}
-			if !errors.Is(err, errImagesFailed) {
-				fr.rep.Failed = append(fr.rep.Failed, result.Failure{Image: pe.Image, Step: pe.Step, Error: red.String(pe.Err.Error())})
-			}
-			err = red.Error(err)
 		}
 		fr.rep.Builder = fr.res.Builder
 		rep = fr.rep

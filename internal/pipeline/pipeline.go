@@ -165,14 +165,10 @@ func Run(ctx context.Context, p params.BuildParams, opts Options) (res *result.R
 			r.res.Images = append(r.res.Images, *ir.out)
 		}
 		if err != nil {
-			var pe *Error
-			if !errors.As(err, &pe) {
-				pe = &Error{Step: "run", Err: err}
-				err = pe
-			}
-			r.res.Failed = &result.Failure{Image: pe.Image, Step: pe.Step, Error: red.String(pe.Err.Error())}
+			var f result.Failure
+			f, err = failure(err, red)
+			r.res.Failed = &f
 			r.res.Changed = false
-			err = red.Error(err)
 		}
 		res = r.res
 	}()
@@ -243,6 +239,17 @@ func (r *run) execute(ctx context.Context, prefix string, steps []step) error {
 		}
 	}
 	return nil
+}
+
+// failure makes a run's error an *Error (one that names no step is the run's own) and the
+// failure it reports, both masked.
+func failure(err error, red *redact.Redactor) (result.Failure, error) {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		pe = &Error{Step: "run", Err: err}
+		err = pe
+	}
+	return result.Failure{Image: pe.Image, Step: pe.Step, Error: red.String(pe.Err.Error())}, red.Error(err)
 }
 
 // concurrently runs steps at the same time; the first error cancels the others and is

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imagebuilder/imagebuilder/internal/ansible"
 	"github.com/imagebuilder/imagebuilder/internal/ansibletest"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
@@ -51,17 +49,7 @@ func (f *fakeRun) run(_ context.Context, p params.BuildParams, opts pipeline.Opt
 
 func serve(t *testing.T, f *fakeRun, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	module(f.run).Serve(context.Background(), ansible.Streams{Stdin: bytes.NewReader(data), Stdout: &out})
-	var doc map[string]any
-	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
-		t.Fatalf("result is not JSON: %v\n%s", err, out.String())
-	}
-	return doc, out.String()
+	return ansibletest.Serve(t, module(f.run), args, false)
 }
 
 const canary = "canary-Pw-51d0"

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -88,17 +86,7 @@ func (f *fakeRun) run(_ context.Context, fam *family.Family, opts pipeline.Famil
 
 func serve(t *testing.T, f *fakeRun, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	module(f.run).Serve(context.Background(), ansible.Streams{Stdin: bytes.NewReader(data), Stdout: &out})
-	var doc map[string]any
-	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
-		t.Fatalf("result is not JSON: %v\n%s", err, out.String())
-	}
-	return doc, out.String()
+	return ansibletest.Serve(t, module(f.run), args, false)
 }
 
 // The canaries: one per kind of secret a family holds.

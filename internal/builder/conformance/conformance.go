@@ -181,19 +181,7 @@ func (s *suite) build(t *testing.T, req builder.Request, rec *recorder, opts ...
 	if len(req.Platforms) > 0 && !slices.Equal(res.Platforms, req.Platforms) {
 		t.Errorf("Built.Platforms = %v, want %v", res.Platforms, req.Platforms)
 	}
-	repo, err := name.NewRepository(req.Repository)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := repo.Digest(res.Digest)
-	desc, err := remote.Head(ref, opts...)
-	if err != nil {
-		t.Fatalf("the registry does not serve %s: %v", ref, err)
-	}
-	if desc.Digest.String() != res.Digest {
-		t.Errorf("the registry serves %s at %s, Built.Digest = %s", desc.Digest, ref, res.Digest)
-	}
-	registrytest.AssertNoTags(t, repo, opts...)
+	ref := registrytest.AssertPushedByDigest(t, req.Repository, res.Digest, opts...)
 	assertHosts(t, rec, req)
 	return res, ref
 }

@@ -46,6 +46,26 @@ func Files(t testing.TB, img v1.Image, paths ...string) map[string]string {
 	}
 }
 
+// AssertPushedByDigest fails unless the registry serves exactly digest in repository and the
+// repository has no tag (a build pushes by digest only); it returns the digest reference.
+func AssertPushedByDigest(t testing.TB, repository, digest string, opts ...remote.Option) name.Digest {
+	t.Helper()
+	repo, err := name.NewRepository(repository)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := repo.Digest(digest)
+	desc, err := remote.Head(ref, opts...)
+	if err != nil {
+		t.Fatalf("the registry does not serve %s: %v", ref, err)
+	}
+	if desc.Digest.String() != digest {
+		t.Errorf("the registry serves %s at %s, the build returned %s", desc.Digest, ref, digest)
+	}
+	AssertNoTags(t, repo, opts...)
+	return ref
+}
+
 // AssertNoTags fails when the repository has any tag. A registry answers 404 for the tag list
 // of a repository that holds only untagged manifests.
 func AssertNoTags(t testing.TB, repo name.Repository, opts ...remote.Option) {
