@@ -54,7 +54,7 @@ func TestRegistryServeConformance(t *testing.T) {
 		args []string
 	}{
 		{"local", nil},
-		{"with-upstream", []string{"--upstream", "http://" + testenv.StartRecordingProxy(t, env[testenv.Registry]).Addr}},
+		{"with-upstream", []string{"--upstream", "http://" + testenv.StartRegistryProxy(t, env[testenv.Registry]).Host}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ready, stderr := serveRegistry(t, append(tc.args, "--log-level", "error")...)

@@ -77,8 +77,8 @@ func serveRegistry(t *testing.T, args ...string) (regserve.Ready, *testenv.SyncB
 // exists upstream shadows it.
 func TestRegistryServeBuildset(t *testing.T) {
 	env := testenv.Require(t, testenv.Registry, testenv.Base)
-	upstream := testenv.StartRecordingProxy(t, env[testenv.Registry])
-	ready, stderr := serveRegistry(t, "--upstream", "http://"+upstream.Addr, "--upstream", "mirror/=http://"+upstream.Addr+"/base")
+	upstream := testenv.StartRegistryProxy(t, env[testenv.Registry])
+	ready, stderr := serveRegistry(t, "--upstream", "http://"+upstream.Host, "--upstream", "mirror/=http://"+upstream.Host+"/base")
 	reg := ready.Listen
 	bk := testenv.StartBuildkitd(t, reg)
 

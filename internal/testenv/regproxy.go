@@ -76,6 +76,29 @@ func (p *RegistryProxy) Fail(method, path string, status int) {
 	p.fail[method+" "+path] = status
 }
 
+// Requests lists the requests seen since the start or the last Reset.
+func (p *RegistryProxy) Requests() []Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Request(nil), p.reqs...)
+}
+
+// Matching lists the requests seen whose "METHOD PATH?QUERY STATUS" contains every one of parts.
+func (p *RegistryProxy) Matching(parts ...string) []Request {
+	var out []Request
+	for _, r := range p.Requests() {
+		s := r.String()
+		all := true
+		for _, part := range parts {
+			all = all && strings.Contains(s, part)
+		}
+		if all {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Reset returns the requests seen since the last Reset, forgets them and the failures.
 func (p *RegistryProxy) Reset() []Request {
 	p.mu.Lock()
