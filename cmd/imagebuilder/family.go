@@ -82,10 +82,13 @@ func newFamilySubCmd(verb string) *cobra.Command {
 		f.StringVar(&fl.reportFormat, "report-format", "imagebuilder", "report shape: imagebuilder, or cord (CORD imagebuilder's ib_built, ib_pulled, ... lists)")
 		completeValues(cmd, "report-format", "imagebuilder", "cord")
 	}
+	if verb != "graph" {
+		// A plan takes its build's command line; these three change nothing in a plan.
+		f.BoolVar(&fl.keepGoing, "keep-going", false, "build everything whose ancestry succeeded and publish it (default: all or nothing; no effect on a plan)")
+		f.IntVar(&fl.jobs, "jobs", 0, "images built at once (default: the builder pool's capacity; no effect on a plan)")
+		f.StringVar(&fl.logs, "logs", "", "write one build log per image to DIR (FAILED_<name>.log for failures; a plan writes none)")
+	}
 	if verb == "build" {
-		f.BoolVar(&fl.keepGoing, "keep-going", false, "build everything whose ancestry succeeded and publish it (default: all or nothing)")
-		f.IntVar(&fl.jobs, "jobs", 0, "images built at once (default: the builder pool's capacity)")
-		f.StringVar(&fl.logs, "logs", "", "write one build log per image to DIR (FAILED_<name>.log for failures)")
 		f.StringVar(&fl.progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
 		completeValues(cmd, "progress", progress.Modes...)
 	}
@@ -122,6 +125,9 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	fam, err := loadFamily(cmd, fl.file, vars)
 	if err != nil {
 		return err
+	}
+	if verb != "build" {
+		fl.logs = "" // a plan builds nothing, so it has no logs to write
 	}
 	if fl.logs != "" {
 		if err := os.MkdirAll(fl.logs, 0o755); err != nil {

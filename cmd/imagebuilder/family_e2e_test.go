@@ -307,9 +307,13 @@ func TestFamilyE2E(t *testing.T) {
 	}
 
 	// Selection: a leaf brings its ancestors; --skip-parents only itself.
-	r = ibFamily(t, tmp, "family", "plan", "-f", file, "leaf-ok")
-	if got, want := slices.Sorted(maps.Keys(r.decisions())), []string{"alt-root", "app", "base", "leaf-ok", "lib", "tools"}; !slices.Equal(got, want) {
-		t.Errorf("plan leaf-ok: %v, want %v\n%s", got, want, r.stderr)
+	// A plan takes its build's command line (--jobs, --keep-going, --logs change nothing).
+	r = ibFamily(t, tmp, "family", "plan", "-f", file, "leaf-ok", "--jobs", "2", "--keep-going", "--logs", filepath.Join(dir, "plan-logs"))
+	if got, want := slices.Sorted(maps.Keys(r.decisions())), []string{"alt-root", "app", "base", "leaf-ok", "lib", "tools"}; !slices.Equal(got, want) || r.code != 0 {
+		t.Errorf("plan leaf-ok: exit %d, %v, want %v\n%s", r.code, got, want, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "plan-logs")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a plan wrote a logs directory: %v", err)
 	}
 	r = ibFamily(t, tmp, "family", "plan", "-f", file, "leaf-ok", "--skip-parents")
 	if got := slices.Sorted(maps.Keys(r.decisions())); !slices.Equal(got, []string{"leaf-ok"}) || r.code != 0 {
