@@ -785,11 +785,22 @@ func (fr *familyRun) record(m *member, o *schedule.Outcome) {
 		return
 	}
 	if n := len(o.Attempts); n > 0 {
+		first := slices.MinFunc(o.Attempts, func(a, b schedule.Attempt) int { return a.Started.Compare(b.Started) })
+		last := slices.MaxFunc(o.Attempts, func(a, b schedule.Attempt) int { return a.Finished.Compare(b.Finished) })
 		m.out.Attempts = n
-		m.out.Started = o.Attempts[0].Started.UTC().Format(time.RFC3339Nano)
-		m.out.Finished = o.Attempts[n-1].Finished.UTC().Format(time.RFC3339Nano)
+		m.out.Started = first.Started.UTC().Format(time.RFC3339Nano)
+		m.out.Finished = last.Finished.UTC().Format(time.RFC3339Nano)
 		if m.out.Decision == result.DecisionBuild {
-			m.out.Endpoint = fr.pool.describe(o.Attempts[n-1].Endpoint)
+			m.out.Endpoint = fr.pool.describe(last.Endpoint)
+			if m.ir.split { // each platform names its own engine; the image names them all
+				var eps []string
+				for _, p := range m.out.Platforms {
+					if !slices.Contains(eps, p.Endpoint) {
+						eps = append(eps, p.Endpoint)
+					}
+				}
+				m.out.Endpoint = strings.Join(eps, ", ")
+			}
 		}
 	}
 	switch o.State {

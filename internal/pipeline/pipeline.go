@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/buildkit/client"
@@ -118,11 +119,10 @@ type imageRun struct {
 	secrets    map[string][]byte // build secrets by id, resolved
 	ssh        []builder.SSHForward
 	registries []string                  // the registry hosts of the Dockerfile's base images
-	endpoint   string                    // the pool endpoint it built on
 	progress   func(*client.SolveStatus) // where its build's progress goes (nil: the run's)
 	split      bool                      // built one platform per task (see split.go)
 
-	mu             imageMutex
+	mu             sync.Mutex              // guards platformBuilds: a split image's platforms build at once
 	platformBuilds []result.PlatformDigest // a split image's platform builds, as they finish
 }
 
@@ -796,7 +796,6 @@ func (r *run) scheduleEvent(e schedule.Event) {
 // buildImage builds one image, all its platforms, on an engine of the pool and pushes it by
 // digest.
 func (r *run) buildImage(ctx context.Context, ir *imageRun, endpoint string) error {
-	ir.endpoint = endpoint
 	r.log("building %s for %v on %s", ir.out.Ref, ir.out.Platforms, r.pool.describe(endpoint))
 	br, err := r.buildOn(ctx, ir, ir.req.Platforms, endpoint)
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/result"
@@ -143,9 +141,8 @@ func (r *run) buildOn(ctx context.Context, ir *imageRun, platforms []string, end
 	return br, nil
 }
 
-// combine merges the outcomes of an image's tasks (a split image's platform tasks and its join)
-// into the image's: the first failure wins, attempts add up, the image started with its first
-// task and finished with its last.
+// combine merges the outcomes of a split image's tasks into the image's: the first failure wins,
+// and its attempts are its platform builds' (the join builds nothing).
 func combine(outcomes map[string]*schedule.Outcome, id string, platforms []string, split bool) *schedule.Outcome {
 	o := outcomes[id]
 	if !split || o == nil {
@@ -162,20 +159,7 @@ func combine(outcomes map[string]*schedule.Outcome, id string, platforms []strin
 			out.State, out.Err = schedule.Failed, po.Err
 		}
 	}
-	out.Attempts = append(out.Attempts, o.Attempts...)
-	slices.SortStableFunc(out.Attempts, func(a, b schedule.Attempt) int { return a.Started.Compare(b.Started) })
-	if len(out.Attempts) > 1 {
-		last := slices.MaxFunc(out.Attempts, func(a, b schedule.Attempt) int { return a.Finished.Compare(b.Finished) })
-		out.Attempts[len(out.Attempts)-1].Finished = maxTime(out.Attempts[len(out.Attempts)-1].Finished, last.Finished)
-	}
 	return out
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // firstFailure returns the error of the first failed task in tasks' order, or nil.
@@ -189,6 +173,3 @@ func firstFailure(tasks []schedule.Task, outcomes map[string]*schedule.Outcome) 
 }
 
 var errNotBuilt = errors.New("not built")
-
-// imageMutex guards what concurrent platform tasks record about one image.
-type imageMutex = sync.Mutex
