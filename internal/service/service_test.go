@@ -151,6 +151,10 @@ func TestService(t *testing.T) {
 				t.Fatalf("ended %s %q", got.State, got.Error)
 			}
 			t.Logf("a running build ended %s after its cancel", time.Since(start).Round(time.Millisecond))
+			lines, ended := allLogs(t, s, bob, inv.ID)
+			if text := logText(lines); !ended || !strings.HasSuffix(text, " canceled by bob\n") || strings.Contains(text, "interrupted") {
+				t.Errorf("log:\n%s", text)
+			}
 		})
 
 		t.Run("list", func(t *testing.T) {

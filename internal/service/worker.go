@@ -131,6 +131,14 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 		result = []byte(d.red.String(string(result)))
 	}
 	var ec errCanceled
+	if !errors.As(cause, &ec) && ctx.Err() != nil {
+		// River cancels the job's context too when the cancel reaches it first.
+		var by sql.NullString
+		if err := s.db.QueryRowContext(context.WithoutCancel(ctx), s.db.q(`SELECT cancel_requested FROM invocations WHERE id = ?`), id).Scan(&by); err == nil && by.Valid {
+			ec = errCanceled{by: by.String}
+			cause = ec
+		}
+	}
 	switch {
 	case errors.As(cause, &ec):
 		sink.line(canceledBy(ec.by))
