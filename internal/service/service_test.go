@@ -366,3 +366,53 @@ func TestKeys(t *testing.T) {
 		scanDatabase(t, s, k1, k2, strings.TrimPrefix(k1, keyPrefix))
 	})
 }
+
+// TestReconcile: an invocation whose job River gave up (discarded after its replicas died), or
+// whose job is gone, is ended failed by the reconciler with the reason; one whose cancel was
+// asked ends canceled; its sealed document goes.
+func TestReconcile(t *testing.T) {
+	forEngine(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s, err := Open(ctx, url, Options{SecretKey: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		doc := buildDoc(t, "https://git.example/r.git", "127.0.0.1:5000", map[string]any{"image": "a", "tag": "t"})
+		var ids []string
+		for range 4 {
+			inv, err := s.Submit(ctx, alice, KindBuild, doc, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, inv.ID)
+		}
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.db.ExecContext(ctx, s.db.q(q), args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		job := `(SELECT job_id FROM invocations WHERE id = ?)`
+		exec(`UPDATE invocations SET state = 'in_progress', attempt = 3 WHERE id = ?`, ids[0])
+		exec(`UPDATE river_job SET state = 'discarded', attempt = 3, finalized_at = scheduled_at WHERE id = `+job, ids[0])
+		exec(`DELETE FROM river_job WHERE id = `+job, ids[1])
+		exec(`UPDATE invocations SET cancel_requested = 'bob' WHERE id = ?`, ids[2])
+		exec(`UPDATE river_job SET state = 'cancelled', finalized_at = scheduled_at WHERE id = `+job, ids[2])
+		if err := s.reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []struct {
+			state State
+			msg   string
+		}{{Failed, "given up after 3 attempt(s)"}, {Failed, "the job left the queue without an outcome"}, {Canceled, "canceled by bob"}, {Pending, ""}} {
+			inv, err := s.Get(ctx, admin, ids[i])
+			if err != nil || inv.State != want.state || inv.Error != want.msg {
+				t.Errorf("invocation %d: %s %q, want %s %q (%v)", i, inv.State, inv.Error, want.state, want.msg, err)
+			}
+		}
+		if n := countRows(t, s.db.DB, `SELECT COUNT(*) FROM invocation_secrets`); n != 1 {
+			t.Errorf("%d sealed documents, want the pending one's", n)
+		}
+	})
+}
