@@ -416,3 +416,46 @@ func TestReconcile(t *testing.T) {
 		}
 	})
 }
+
+// TestFamily: a family file runs through the service as a family: parent first, the child
+// FROM its fresh digest; the result is the family report.
+func TestFamily(t *testing.T) {
+	env := testenv.Require(t, testenv.Registry, testenv.Base)
+	url := engines[engineSQLite](t)
+	s := openService(t, url, testOptions(t, 1))
+	n := nonce()
+	repo := testenv.GitRepoURL(t, map[string]string{
+		"base/Dockerfile": fmt.Sprintf("FROM %s\nRUN echo %s > /base\n", env[testenv.Base], n),
+		"app/Dockerfile":  "ARG REG\nFROM ${REG}/fam-" + n + "/base:latest\nRUN cat /base > /app\n",
+	})
+	doc := fmt.Sprintf(`
+registry: {url: %q}
+namespace: fam-%s
+build_args: {REG: %q}
+sources: {src: {git_repo: {url: %q, version: main}}}
+images:
+  - {name: app, context: app}
+  - {name: base, context: base}
+`, env[testenv.Registry], n, env[testenv.Registry], repo)
+	inv, err := s.Submit(context.Background(), alice, KindFamily, []byte(doc), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Images) != 2 || inv.Kind != KindFamily {
+		t.Errorf("submitted: %+v", inv)
+	}
+	inv = waitEnded(t, s, inv.ID, 2*time.Minute)
+	var rep result.Report
+	if err := json.Unmarshal(inv.Result, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// base, app, then the external base image (a pull).
+	if inv.State != Success || len(rep.Images) != 3 || rep.Images[0].Name != "base" || rep.Images[1].Decision != result.DecisionBuild || rep.Images[1].Parents[0].Digest != rep.Images[0].Digest {
+		t.Fatalf("%s %s: %s", inv.State, inv.Error, inv.Result)
+	}
+	for _, img := range rep.Images[:2] {
+		if got := testenv.RegistryDigest(t, img.Ref, nil); got == "" || got != img.Digest {
+			t.Errorf("%s: report %s, registry %s", img.Ref, img.Digest, got)
+		}
+	}
+}
