@@ -47,7 +47,8 @@ type Options struct {
 	SecretKey     []byte
 	SecretKeyFile string
 	// AllowLocal lets documents use the server's own resources: local sources and paths, file
-	// and env secrets, ssh forwarding, a family's images_dir (see Policy).
+	// and env secrets, ssh forwarding, builder TLS files, a request's own build engine, a family's
+	// images_dir (see Policy).
 	AllowLocal bool
 	// JobTimeout bounds one run (default 1h).
 	JobTimeout time.Duration

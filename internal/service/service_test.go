@@ -241,7 +241,7 @@ func TestPolicy(t *testing.T) {
 	  "source": {"local": {"path": "/etc"}},
 	  "secrets": {"a": {"file": "/etc/shadow"}, "b": {"env": "HOME"}, "c": {"value": "fine-inline"}},
 	  "ssh": "default",
-	  "builder": {"tls": {"ca_cert": "/etc/ssl/ca.pem"}},
+	  "builder": {"endpoint": "plugin:evil", "tls": {"ca_cert": "/etc/ssl/ca.pem"}},
 	  "target": {"images": [{"image": "a/b", "tag": "t", "secrets": {"d": {"file": "/root/x"}}}], "registry": {"url": "127.0.0.1:5000"}}
 	}`
 	_, err := s.Submit(ctx, alice, KindBuild, []byte(doc), false)
@@ -253,7 +253,7 @@ func TestPolicy(t *testing.T) {
 	for _, fe := range ve.Errors {
 		got = append(got, fe.Pointer)
 	}
-	want := []string{"/source/local", "/secrets/a/file", "/secrets/b/env", "/ssh", "/target/images/0/secrets/d/file", "/builder/tls"}
+	want := []string{"/source/local", "/secrets/a/file", "/secrets/b/env", "/ssh", "/target/images/0/secrets/d/file", "/builder/endpoint", "/builder/tls"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -249,11 +249,26 @@ func policySecrets(ptr string, secrets map[string]params.Secret, ssh []string) [
 	return errs
 }
 
+// policyBuilder refuses a request's choice of build engine and its TLS files: the engine is
+// the server's (serve --builder, else its environment's default), and an endpoint named in a
+// request would reach the server's sockets, run its builder plugins or open connections from
+// it into its network.
 func policyBuilder(ptr string, b *params.Builder) []FieldError {
-	if b == nil || b.TLS == nil {
+	if b == nil {
 		return nil
 	}
-	return []FieldError{{Pointer: ptr + "/tls", Message: "builder TLS files are files of the server: " + allowHint}}
+	var errs []FieldError
+	const engine = "the build engine is the server's to choose (serve --builder); an endpoint reaches the server's sockets, plugins and network: "
+	if b.Endpoint != "" {
+		errs = append(errs, FieldError{Pointer: ptr + "/endpoint", Message: engine + allowHint})
+	}
+	for i := range b.Endpoints {
+		errs = append(errs, FieldError{Pointer: fmt.Sprintf("%s/endpoints/%d/endpoint", ptr, i), Message: engine + allowHint})
+	}
+	if b.TLS != nil {
+		errs = append(errs, FieldError{Pointer: ptr + "/tls", Message: "builder TLS files are files of the server: " + allowHint})
+	}
+	return errs
 }
 
 func boolInt(b bool) int {
