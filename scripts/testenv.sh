@@ -75,7 +75,8 @@ SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/imagebuilder-test.conf
 
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
 	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client sudo graphviz
-	protobuf-compiler buildah)
+	protobuf-compiler buildah
+	chromium)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -803,6 +804,8 @@ cmd_env() {
 	printf 'export IMAGEBUILDER_TEST_ANSIBLE_BIN=%q\n' "$VENV_ANSIBLE/bin"
 	printf 'export IMAGEBUILDER_TEST_OPERA_BIN=%q\n' "$VENV_OPERA/bin"
 	printf 'export IMAGEBUILDER_TEST_GATES_BIN=%q\n' "$VENV_GATES/bin"
+	# Headless Chromium for the web page tests (chromedp).
+	printf 'export IMAGEBUILDER_TEST_CHROMIUM=%q\n' /usr/bin/chromium
 	# shellcheck disable=SC2016 # $PATH is expanded by the eval, not here.
 	printf 'export PATH=%q:"$PATH"\n' "$BIN_DIR"
 }
@@ -840,6 +843,12 @@ cmd_status() {
 		echo "binfmt           qemu-aarch64 enabled ($(sed -n 's/^flags: //p' /proc/sys/fs/binfmt_misc/qemu-aarch64))"
 	else
 		echo "binfmt           qemu-aarch64 NOT enabled"
+		ok=0
+	fi
+	if [[ -x /usr/bin/chromium ]]; then
+		echo "chromium         $(/usr/bin/chromium --version 2>/dev/null | tail -n 1)"
+	else
+		echo "chromium         MISSING (Debian package chromium)"
 		ok=0
 	fi
 	local v

@@ -38,6 +38,10 @@ const (
 	AnsibleBin = "IMAGEBUILDER_TEST_ANSIBLE_BIN" // bin/ of the ansible-core virtualenv
 	OperaBin   = "IMAGEBUILDER_TEST_OPERA_BIN"   // bin/ of the opera virtualenv
 
+	// ChromiumBin is the path of a headless-capable Chromium (Debian package chromium), for the
+	// web page tests (chromedp).
+	ChromiumBin = "IMAGEBUILDER_TEST_CHROMIUM"
+
 	// RequireIntegration turns missing variables into test failures when set to a true value.
 	RequireIntegration = "IMAGEBUILDER_REQUIRE_INTEGRATION"
 )
@@ -143,4 +147,15 @@ func unavailable(t testing.TB, msg string) {
 func Buildctl(t testing.TB) string {
 	t.Helper()
 	return RequireProgram(t, "buildctl", "BuildKit's buildctl")
+}
+
+// Chromium is the path of the Chromium that scripts/testenv.sh installs and exports as
+// IMAGEBUILDER_TEST_CHROMIUM, under Require's rules; it must be an executable file.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	p := Require(t, ChromiumBin)[ChromiumBin]
+	if info, err := os.Stat(p); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		unavailable(t, ChromiumBin+"="+p+" is not an executable file (scripts/testenv.sh up installs Debian's chromium)")
+	}
+	return p
 }
