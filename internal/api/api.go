@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -60,6 +61,9 @@ type Config struct {
 	Logger *slog.Logger
 	// LogPollInterval is how often a log stream looks for new lines (default 1s).
 	LogPollInterval time.Duration
+	// HealthOnly serves /healthz, /readyz and /metrics only (serve --workers-only --listen):
+	// no API, no page, no authentication.
+	HealthOnly bool
 }
 
 // Server is the API's http.Handler.
@@ -71,6 +75,9 @@ type Server struct {
 	poll    time.Duration
 	mux     *http.ServeMux
 	metrics *httpMetrics
+	// closing ends the log streams (CloseStreams) when the server shuts down.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Title and Version of the OpenAPI document (Version is the API's, not the binary's, so that
@@ -102,6 +109,7 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		poll:    cfg.LogPollInterval,
 		mux:     http.NewServeMux(),
+		closing: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -113,6 +121,10 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.HealthOnly {
+		s.registerHealth(newHuma(s.mux), s.mux)
+		return s, nil
+	}
 	s.register(s.mux)
 	ui := cfg.UI
 	if ui == nil {
@@ -121,6 +133,11 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 	s.mux.Handle("GET /", ui)
 	return s, nil
 }
+
+// CloseStreams ends every log stream (their clients resume with Last-Event-ID elsewhere or
+// later): http.Server.Shutdown waits for open requests, and a stream lasts as long as its build.
+// Register it with http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // ServeHTTP serves the API, counting every request by route and status.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -150,8 +167,8 @@ const (
 	schemeBearer = "bearer"
 )
 
-// register declares every operation on mux and returns the huma API.
-func (s *Server) register(mux *http.ServeMux) huma.API {
+// newHuma is the huma API on mux, its document's header and security schemes declared.
+func newHuma(mux *http.ServeMux) huma.API {
 	cfg := huma.DefaultConfig(Title, Version)
 	cfg.CreateHooks = nil // no $schema link in response bodies: SODALITE's shapes are exact
 	cfg.DocsPath = ""
@@ -167,9 +184,14 @@ func (s *Server) register(mux *http.ServeMux) huma.API {
 			Description: "An OAuth2 access token, checked by RFC 7662 introspection (--oauth-introspection-url) or as an OIDC JWT (--oidc-issuer)."},
 	}
 	cfg.Transformers = append(cfg.Transformers, transformErrors)
-	api := humago.New(mux, cfg)
+	return humago.New(mux, cfg)
+}
+
+// register declares every operation on mux and returns the huma API.
+func (s *Server) register(mux *http.ServeMux) huma.API {
+	api := newHuma(mux)
 	api.UseMiddleware(s.authenticate(api))
-	addDocumentSchemas(cfg.Components.Schemas)
+	addDocumentSchemas(api.OpenAPI().Components.Schemas)
 	s.registerSODALITE(api)
 	s.registerV1(api)
 	s.registerHealth(api, mux)

@@ -143,6 +143,8 @@ func (s *Server) streamLogs(ctx huma.Context, p service.Principal, id string, af
 			select {
 			case <-reqCtx.Done():
 				return
+			case <-s.closing:
+				return
 			case <-time.After(s.poll):
 			}
 			if time.Since(quiet) >= keepAlive {
