@@ -40,7 +40,7 @@ type serveReady struct {
 
 func newServeCmd() *cobra.Command {
 	var (
-		listen, database, endpoint, secretKeyFile     string
+		listen, database, endpoint, secretKeyFile    string
 		introspectionURL, clientID, issuer, audience string
 		adminRole                                    string
 		workers, maxAttempts                         int
