@@ -307,7 +307,7 @@ func TestV1ListGetCancel(t *testing.T) {
 	if got := list("key-admin", "?owner=bob&limit=5"); !reflect.DeepEqual(got, []string{ids[2]}) {
 		t.Errorf("admin's view of bob: %q", got)
 	}
-	for _, q := range []string{"?state=lost", "?limit=0", "?limit=101", "?kind=rocket"} {
+	for _, q := range []string{"?state=lost", "?limit=0", "?limit=101", "?kind=rocket", "?kind=", "?limit=", "?state="} {
 		r := call(t, "GET", url+"/v1/invocations"+q, "key-alice", "")
 		if r.status != http.StatusUnprocessableEntity {
 			t.Errorf("%s: %d %s, want 422", q, r.status, r.body)
