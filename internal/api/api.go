@@ -244,8 +244,8 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 }
 
 // rejectEmptyParams refuses a query parameter given empty ("?kind=") when its schema accepts
-// no empty string (an enum, a number, a boolean): huma reads it as absent, which would accept a
-// request the document says is invalid.
+// no empty string (an enum, a number, a boolean, a list of at least one item): huma reads it as
+// absent, which would accept a request the document says is invalid.
 func rejectEmptyParams(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		u := ctx.URL()
@@ -255,12 +255,7 @@ func rejectEmptyParams(api huma.API) func(huma.Context, func(huma.Context)) {
 			if p.In != "query" || p.Schema == nil || !query.Has(p.Name) || slices.ContainsFunc(query[p.Name], func(v string) bool { return v != "" }) {
 				continue
 			}
-			if sc := p.Schema; sc.Items != nil {
-				sc = sc.Items
-				if sc.Type == huma.TypeString && len(sc.Enum) == 0 {
-					continue
-				}
-			} else if sc.Type == huma.TypeString && len(sc.Enum) == 0 {
+			if sc := p.Schema; sc.Type == huma.TypeString && len(sc.Enum) == 0 || sc.Items != nil && (sc.MinItems == nil || *sc.MinItems == 0) {
 				continue
 			}
 			details = append(details, &huma.ErrorDetail{Location: "query." + p.Name, Message: "must not be empty"})
