@@ -41,7 +41,7 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime "$$budget" "$$pkg"; fi; \
 	done
 
-## schema: regenerate schema/*.json, the README's params reference and the modules' generated
+## schema: regenerate schema/*.json (the JSON Schemas and the service's OpenAPI document), the README's params reference and the modules' generated
 ## documentation (collection/plugins/modules/*.py) from the Go types
 schema:
 	$(GO) generate ./...

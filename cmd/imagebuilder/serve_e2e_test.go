@@ -161,7 +161,6 @@ func TestServeSchemathesis(t *testing.T) {
 	}
 	cmd := exec.Command(st, "--config-file", config, "run", document,
 		"--url", srv.URL,
-		"--header", "X-API-Key: "+strings.TrimSpace(key),
 		"--checks", "all",
 		"--max-examples", "25",
 		"--seed", "14",
@@ -170,7 +169,7 @@ func TestServeSchemathesis(t *testing.T) {
 		"--report", "junit", "--report-dir", filepath.Join(dir, "report"),
 		"--no-color")
 	cmd.Dir = dir // its .hypothesis cache goes there
-	cmd.Env = append(os.Environ(), "SCHEMATHESIS_HOOKS=", "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "IMAGEBUILDER_SCHEMATHESIS_API_KEY="+strings.TrimSpace(key), "NO_COLOR=1")
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	t.Logf("schemathesis took %v", time.Since(start).Round(time.Second))
