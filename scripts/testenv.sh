@@ -8,6 +8,8 @@
 #   base images    {5000,5001}/base/busybox:latest and base/alt:latest (linux/amd64 + linux/arm64)
 #   sshd           127.0.0.1:2222, root by key only ($STATE_DIR/ssh/id_ed25519): remote Ansible
 #                  runs, TOSCA Compute hosts and DOCKER_HOST=ssh:// go through it
+#   postgresql     127.0.0.1:5432 (Debian's cluster), role and database imagebuilder (password,
+#                  CREATEDB: tests make a database each): imagebuilder serve's shared queue
 #   virtualenvs    ansible-core, and opera 0.7.0 (+ ansible-core) in its own venv; Ansible's
 #                  gates (ansible-test's sanity venvs, ansible-lint, galaxy-importer) in a third;
 #                  schemathesis (the API fuzzer run against imagebuilder serve) in a fourth
@@ -34,9 +36,9 @@ ANSIBLE_SPEC='ansible-core>=2.16,<2.20'
 # Ansible's own gates on the collection (scripts/ansible-gates.sh), in a virtualenv of their own.
 GATES_SPECS=("$ANSIBLE_SPEC" 'ansible-lint==26.10.1' 'galaxy-importer==0.4.44')
 OPERA_SPEC='opera==0.7.0'
+OPERA_CONSTRAINTS=$'cython<3\nsetuptools<82'
 # The property-based API fuzzer run against imagebuilder serve's OpenAPI document, in its own venv.
 SCHEMATHESIS_SPEC='schemathesis==4.32.5'
-OPERA_CONSTRAINTS=$'cython<3\nsetuptools<82'
 
 CACHE=${IMAGEBUILDER_CACHE:-${HOME:-/root}/.cache/imagebuilder}
 BIN_DIR=$CACHE/bin
@@ -77,9 +79,13 @@ SSH_KEY=$SSH_DIR/id_ed25519
 # and trust the test host key, for every program that runs the system's ssh client.
 SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/imagebuilder-test.conf
 
+POSTGRES_PORT=5432
+POSTGRES_USER=imagebuilder
+POSTGRES_PASSWORD_FILE=$STATE_DIR/postgres.password
+
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
 	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client sudo graphviz
-	protobuf-compiler buildah
+	protobuf-compiler buildah postgresql
 	chromium)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -624,6 +630,7 @@ start_sshd() {
 			return 0
 		fi
 		stop_pid "$SSH_PIDFILE" sshd "sshd 127.0.0.1:$SSH_PORT"
+	stop_postgres
 	fi
 	port_in_use "$SSH_PORT" && die "port $SSH_PORT is in use by a process not started by this script"
 	mkdir -p /run/sshd
@@ -732,6 +739,77 @@ ensure_ansible_test_venvs() {
 	printf '%s' "$(<"$VENV_GATES/.imagebuilder-spec") $pip_version" >"$marker"
 }
 
+# ----------------------------------------------------------------------- postgresql
+
+# postgres_cluster prints "VERSION NAME" of Debian's first PostgreSQL cluster, creating one
+# (the newest installed version, "main") when there is none.
+postgres_cluster() {
+	local line
+	line=$(pg_lsclusters -h 2>/dev/null | awk 'NR == 1 {print $1, $2}')
+	if [[ -z $line ]]; then
+		local v
+		v=$(ls /usr/lib/postgresql | sort -n | tail -1)
+		[[ -n $v ]] || die "postgresql: no server version installed"
+		pg_createcluster "$v" main >&2 || die "postgresql: pg_createcluster $v main failed"
+		line="$v main"
+	fi
+	printf '%s\n' "$line"
+}
+
+postgres_answers() { pg_isready -q -h 127.0.0.1 -p "$POSTGRES_PORT" 2>/dev/null; }
+
+psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$POSTGRES_PORT" "$@"; }
+
+# start_postgres: Debian's cluster on 127.0.0.1 only (no systemd here: pg_ctlcluster), and the
+# role and database imagebuilder with a password the env command exports.
+start_postgres() {
+	local version name conf changed=1
+	read -r version name < <(postgres_cluster)
+	conf=/etc/postgresql/$version/$name/conf.d/imagebuilder.conf
+	printf "listen_addresses = '127.0.0.1'\nport = %s\n" "$POSTGRES_PORT" | write_if_changed "$conf" 0644 || changed=0
+	if ! grep -qx 'auto' "/etc/postgresql/$version/$name/start.conf" 2>/dev/null; then
+		echo auto >"/etc/postgresql/$version/$name/start.conf"
+	fi
+	if pg_ctlcluster "$version" "$name" status >/dev/null 2>&1; then
+		if ((changed)); then
+			log "postgresql: restarting $version/$name (configuration changed)"
+			pg_ctlcluster "$version" "$name" restart >&2 9>&- || die "postgresql: restart failed (see /var/log/postgresql)"
+		fi
+	else
+		port_in_use "$POSTGRES_PORT" && die "postgresql: port $POSTGRES_PORT is taken by another process"
+		log "postgresql: starting $version/$name on 127.0.0.1:$POSTGRES_PORT"
+		pg_ctlcluster "$version" "$name" start >&2 9>&- || die "postgresql: start failed (see /var/log/postgresql)"
+	fi
+	local i
+	for i in $(seq 1 50); do
+		postgres_answers && break
+		sleep 0.2
+	done
+	postgres_answers || die "postgresql: not answering on 127.0.0.1:$POSTGRES_PORT"
+	umask 077
+	[[ -s $POSTGRES_PASSWORD_FILE ]] || random_secret >"$POSTGRES_PASSWORD_FILE"
+	umask 022
+	local pw
+	pw=$(<"$POSTGRES_PASSWORD_FILE")
+	# The role (its password set every time: cheap, and right after a reinstall) and its database.
+	psql_admin -d postgres -v pw="$pw" >&2 <<-'SQL'
+		SELECT format('CREATE ROLE imagebuilder LOGIN CREATEDB PASSWORD %L', :'pw')
+		WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'imagebuilder') \gexec
+		SELECT format('ALTER ROLE imagebuilder LOGIN CREATEDB PASSWORD %L', :'pw') \gexec
+		SELECT 'CREATE DATABASE imagebuilder OWNER imagebuilder'
+		WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'imagebuilder') \gexec
+	SQL
+}
+
+stop_postgres() {
+	local version name
+	read -r version name < <(pg_lsclusters -h 2>/dev/null | awk 'NR == 1 {print $1, $2}') || return 0
+	[[ -n ${version:-} ]] || return 0
+	if pg_ctlcluster "$version" "$name" status >/dev/null 2>&1; then
+		pg_ctlcluster "$version" "$name" stop >&2 && log "postgresql: stopped $version/$name"
+	fi
+}
+
 # ------------------------------------------------------------------------ commands
 
 cmd_up() {
@@ -750,6 +828,7 @@ cmd_up() {
 	timed "registry :5000" start_registry 5000 0
 	timed "registry :5001" start_registry 5001 1
 	timed "sshd :$SSH_PORT" start_sshd
+	timed "postgresql :$POSTGRES_PORT" start_postgres
 	timed "base images" seed_images
 	timed "virtualenvs" ensure_venvs
 	log "up: ready in $((SECONDS - start))s; run: eval \"\$($0 env)\""
@@ -812,6 +891,11 @@ cmd_env() {
 	printf 'export IMAGEBUILDER_TEST_ANSIBLE_BIN=%q\n' "$VENV_ANSIBLE/bin"
 	printf 'export IMAGEBUILDER_TEST_OPERA_BIN=%q\n' "$VENV_OPERA/bin"
 	printf 'export IMAGEBUILDER_TEST_GATES_BIN=%q\n' "$VENV_GATES/bin"
+	if [[ -r $POSTGRES_PASSWORD_FILE ]]; then
+		printf 'export IMAGEBUILDER_TEST_POSTGRES_URL=%q\n' "postgres://$POSTGRES_USER:$(<"$POSTGRES_PASSWORD_FILE")@127.0.0.1:$POSTGRES_PORT/imagebuilder?sslmode=disable"
+	else
+		log "env: $POSTGRES_PASSWORD_FILE is not readable; IMAGEBUILDER_TEST_POSTGRES_URL not set (run up)"
+	fi
 	# schemathesis, run against imagebuilder serve's OpenAPI document.
 	printf 'export IMAGEBUILDER_TEST_SCHEMATHESIS_BIN=%q\n' "$VENV_SCHEMATHESIS/bin/st"
 	# Headless Chromium for the web page tests (chromedp).
@@ -847,6 +931,12 @@ cmd_status() {
 		echo "sshd             running  pid $pid  root@127.0.0.1:$SSH_PORT (key $SSH_KEY)"
 	else
 		echo "sshd             DOWN     127.0.0.1:$SSH_PORT"
+		ok=0
+	fi
+	if postgres_answers; then
+		echo "postgresql       running  127.0.0.1:$POSTGRES_PORT ($(pg_lsclusters -h 2>/dev/null | awk 'NR == 1 {print $1 "/" $2}'))"
+	else
+		echo "postgresql       DOWN     127.0.0.1:$POSTGRES_PORT"
 		ok=0
 	fi
 	if [[ -r /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] && grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64; then

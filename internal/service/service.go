@@ -59,7 +59,8 @@ type Options struct {
 	// build that fails is never retried.
 	MaxAttempts int
 	// PollInterval is how often an idle replica looks for queued jobs (River's
-	// FetchPollInterval; default 1s).
+	// FetchPollInterval; default 250ms: the replicas poll, as neither database/sql driver
+	// listens, and a job submitted to an idle queue waits up to this long).
 	PollInterval time.Duration
 	// Logger is the server's log (default: discarded). It is never given a secret.
 	Logger *slog.Logger
@@ -108,7 +109,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("max attempts must be at least 1, got %d", o.MaxAttempts)
 	}
 	if o.PollInterval == 0 {
-		o.PollInterval = time.Second
+		o.PollInterval = 250 * time.Millisecond
 	}
 	if o.reconcileEvery == 0 {
 		o.reconcileEvery = 10 * time.Second

@@ -26,8 +26,17 @@ type worker struct {
 // Work runs one attempt of an invocation. A build that fails ends the invocation and returns
 // nil (River never retries it); only an attempt cut short by this replica stopping returns an
 // error, so that River runs it again.
-func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
-	return w.s.run(ctx, job.Args.InvocationID, job.Attempt)
+func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) (err error) {
+	id := job.Args.InvocationID
+	defer func() {
+		// A panic ends the invocation (River would retry it, and keep the panic's text and
+		// stack, which could quote the document); the server log gets no value either.
+		if r := recover(); r != nil {
+			w.s.log.Error("a build panicked", "invocation", id, "type", fmt.Sprintf("%T", r))
+			err = w.s.end(id, Failed, nil, "internal error: the build panicked (see the server log)", time.Time{})
+		}
+	}()
+	return w.s.run(ctx, id, job.Attempt)
 }
 
 // errCanceled is the cause of a run's context when a caller canceled the invocation.
@@ -131,6 +140,14 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 		result = []byte(d.red.String(string(result)))
 	}
 	var ec errCanceled
+	if !errors.As(cause, &ec) && ctx.Err() != nil {
+		// River cancels the job's context too when the cancel reaches it first.
+		var by sql.NullString
+		if err := s.db.QueryRowContext(context.WithoutCancel(ctx), s.db.q(`SELECT cancel_requested FROM invocations WHERE id = ?`), id).Scan(&by); err == nil && by.Valid {
+			ec = errCanceled{by: by.String}
+			cause = ec
+		}
+	}
 	switch {
 	case errors.As(cause, &ec):
 		sink.line(canceledBy(ec.by))

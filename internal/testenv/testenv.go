@@ -35,6 +35,10 @@ const (
 	SSHKey        = "IMAGEBUILDER_TEST_SSH_KEY"         // private key file
 	SSHKnownHosts = "IMAGEBUILDER_TEST_SSH_KNOWN_HOSTS" // known_hosts file holding the sshd's host key
 
+	// PostgreSQL (Debian's, 127.0.0.1:5432): postgres://imagebuilder:PASSWORD@127.0.0.1:5432/
+	// imagebuilder?sslmode=disable; the role may create databases (see PostgresDatabase).
+	Postgres = "IMAGEBUILDER_TEST_POSTGRES_URL"
+
 	AnsibleBin = "IMAGEBUILDER_TEST_ANSIBLE_BIN" // bin/ of the ansible-core virtualenv
 	OperaBin   = "IMAGEBUILDER_TEST_OPERA_BIN"   // bin/ of the opera virtualenv
 

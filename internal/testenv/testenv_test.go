@@ -51,6 +51,8 @@ func TestRequire(t *testing.T) {
 		{name: "missing skips", vars: []string{"IMAGEBUILDER_TEST_X_SET", "IMAGEBUILDER_TEST_X_UNSET"}, wantSkipped: true},
 		{name: "empty skips", vars: []string{"IMAGEBUILDER_TEST_X_EMPTY"}, wantSkipped: true},
 		{name: "missing fails when required", require: "1", vars: []string{"IMAGEBUILDER_TEST_X_UNSET"}, wantFailed: true},
+		{name: "missing fails when required=true", require: "true", vars: []string{"IMAGEBUILDER_TEST_X_UNSET"}, wantFailed: true},
+		{name: "missing fails when required=TRUE", require: " TRUE ", vars: []string{"IMAGEBUILDER_TEST_X_UNSET"}, wantFailed: true},
 		{name: "required but present", require: "true", vars: []string{"IMAGEBUILDER_TEST_X_SET"}, wantValues: map[string]string{"IMAGEBUILDER_TEST_X_SET": "value"}},
 		{name: "require=0 skips", require: "0", vars: []string{"IMAGEBUILDER_TEST_X_UNSET"}, wantSkipped: true},
 	}
