@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # exceeded" at the deadline (golang/go#75804, fixed in 1.27); a count has no deadline to race.
 # Each count is about 10 s on the CI machine. FUZZTIME=30s (or 1000x) overrides them all.
 FUZZTIME ?=
-FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:40000x ./internal/ansible:FuzzParseArgs:100000x ./internal/family:FuzzLoadFamily:50000x ./internal/sweep:FuzzParseAge:100000x ./internal/regserve:FuzzParseUpstream:15000x ./internal/builder/buildah:FuzzOutputParser:40000x ./internal/seal:FuzzParseKey:150000x ./internal/service:FuzzParseDatabaseURL:20000x ./internal/service:FuzzCursor:40000x
+FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInject:25000x ./internal/source:FuzzExtract:5000x ./internal/registry:FuzzRegistryHost:40000x ./internal/builder:FuzzParseEndpoint:40000x ./internal/ansible:FuzzParseArgs:100000x ./internal/family:FuzzLoadFamily:50000x ./internal/sweep:FuzzParseAge:100000x ./internal/regserve:FuzzParseUpstream:15000x ./internal/builder/buildah:FuzzOutputParser:40000x ./internal/seal:FuzzParseKey:150000x ./internal/service:FuzzParseDatabaseURL:20000x ./internal/service:FuzzCursor:40000x ./internal/api:FuzzDecodeSubmit:20000x
 
 .PHONY: all build test unit fuzz schema generate lint testenv testenv-down demo clean dist dist-check ansible-gates
 
@@ -41,7 +41,7 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime "$$budget" "$$pkg"; fi; \
 	done
 
-## schema: regenerate schema/*.json, the README's params reference and the modules' generated
+## schema: regenerate schema/*.json (the JSON Schemas and the service's OpenAPI document), the README's params reference and the modules' generated
 ## documentation (collection/plugins/modules/*.py) from the Go types
 schema:
 	$(GO) generate ./...

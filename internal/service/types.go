@@ -35,9 +35,9 @@ const (
 // is the submitted document with every writeOnly value masked and every URL redacted.
 type Invocation struct {
 	ID        string          `json:"invocation_id"`
-	Kind      Kind            `json:"kind"`
+	Kind      Kind            `json:"kind" enum:"build,family"`
 	Owner     string          `json:"owner"`
-	State     State           `json:"state"`
+	State     State           `json:"state" enum:"pending,in_progress,success,failed,canceled"`
 	Submitted time.Time       `json:"timestamp_submission"`
 	Started   *time.Time      `json:"timestamp_start,omitempty"`
 	Ended     *time.Time      `json:"timestamp_end,omitempty"`

@@ -42,6 +42,14 @@ const (
 	AnsibleBin = "IMAGEBUILDER_TEST_ANSIBLE_BIN" // bin/ of the ansible-core virtualenv
 	OperaBin   = "IMAGEBUILDER_TEST_OPERA_BIN"   // bin/ of the opera virtualenv
 
+	// ChromiumBin is the path of a headless-capable Chromium (Debian package chromium), for the
+	// web page tests (chromedp).
+	ChromiumBin = "IMAGEBUILDER_TEST_CHROMIUM"
+
+	// SchemathesisBin is schemathesis's st program (its own virtualenv), the property-based
+	// API fuzzer run against imagebuilder serve's OpenAPI document.
+	SchemathesisBin = "IMAGEBUILDER_TEST_SCHEMATHESIS_BIN"
+
 	// RequireIntegration turns missing variables into test failures when set to a true value.
 	RequireIntegration = "IMAGEBUILDER_REQUIRE_INTEGRATION"
 )
@@ -147,4 +155,26 @@ func unavailable(t testing.TB, msg string) {
 func Buildctl(t testing.TB) string {
 	t.Helper()
 	return RequireProgram(t, "buildctl", "BuildKit's buildctl")
+}
+
+// Chromium is the path of the Chromium that scripts/testenv.sh installs and exports as
+// IMAGEBUILDER_TEST_CHROMIUM, under Require's rules; it must be an executable file.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	p := Require(t, ChromiumBin)[ChromiumBin]
+	if info, err := os.Stat(p); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		unavailable(t, ChromiumBin+"="+p+" is not an executable file (scripts/testenv.sh up installs Debian's chromium)")
+	}
+	return p
+}
+
+// Schemathesis is the path of schemathesis's st, which scripts/testenv.sh installs in a
+// virtualenv and exports as IMAGEBUILDER_TEST_SCHEMATHESIS_BIN, under Require's rules.
+func Schemathesis(t testing.TB) string {
+	t.Helper()
+	p := Require(t, SchemathesisBin)[SchemathesisBin]
+	if _, err := exec.LookPath(p); err != nil {
+		unavailable(t, SchemathesisBin+"="+p+" is not an executable file (scripts/testenv.sh up installs it)")
+	}
+	return p
 }
