@@ -477,7 +477,7 @@ func TestBearer(t *testing.T) {
 	url := newTestServer(t, fake, Config{Auth: auth.Config{IntrospectionURL: idp.URL, ClientID: "imagebuilder", AdminRole: "builds-admin"}})
 	r := call(t, "POST", url+"/build/", "", validParams, "Authorization", "Bearer tok-carol")
 	r.want(t, http.StatusAccepted, "application/json")
-	if fake.submitted[0] != (service.Principal{Name: "carol"}) {
+	if fake.submitted[0] != (service.Principal{Name: "oauth:carol"}) {
 		t.Errorf("submitted as %+v", fake.submitted[0])
 	}
 	var started BuildingStarted

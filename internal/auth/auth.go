@@ -172,8 +172,13 @@ func (c *claims) principal(adminRole string) (*service.Principal, error) {
 	if name == "" {
 		return nil, unauthorized("the token names no subject")
 	}
-	return &service.Principal{Name: name, Admin: adminRole != "" && c.has(adminRole)}, nil
+	// "oauth:" keeps token users and API keys apart (a key's name has no colon): a user called
+	// like a key does not see the key's invocations.
+	return &service.Principal{Name: TokenOwnerPrefix + name, Admin: adminRole != "" && c.has(adminRole)}, nil
 }
+
+// TokenOwnerPrefix starts the owner name of a bearer token's user.
+const TokenOwnerPrefix = "oauth:"
 
 // has reports whether the token carries role as a scope, a Keycloak realm role or a role.
 func (c *claims) has(role string) bool {

@@ -120,9 +120,9 @@ func TestIntrospection(t *testing.T) {
 		token, name string
 		admin       bool
 	}{
-		{"tok-alice", "alice", false},
-		{"tok-admin", "root", true}, // a Keycloak realm role
-		{"tok-sub", "svc-7", true},  // a scope; no username: the subject
+		{"tok-alice", "oauth:alice", false},
+		{"tok-admin", "oauth:root", true}, // a Keycloak realm role
+		{"tok-sub", "oauth:svc-7", true},  // a scope; no username: the subject
 	} {
 		p, err := a.Authenticate(ctx, "", "Bearer "+tc.token)
 		if err != nil || p.Name != tc.name || p.Admin != tc.admin {
@@ -213,11 +213,11 @@ func TestOIDC(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := a.Authenticate(ctx, "", "Bearer "+iss.token(t, nil, map[string]any{"preferred_username": "bob", "realm_access": map[string]any{"roles": []string{"imagebuilder-admin"}}}))
-	if err != nil || p.Name != "bob" || !p.Admin {
+	if err != nil || p.Name != "oauth:bob" || !p.Admin {
 		t.Fatalf("valid admin token: %+v, %v", p, err)
 	}
 	p, err = a.Authenticate(ctx, "", "bearer "+iss.token(t, nil, map[string]any{"scope": "openid email"}))
-	if err != nil || p.Name != "u-1" || p.Admin {
+	if err != nil || p.Name != "oauth:u-1" || p.Admin {
 		t.Fatalf("valid token without a username: %+v, %v", p, err)
 	}
 

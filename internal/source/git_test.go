@@ -346,7 +346,7 @@ func TestGitSubmoduleCredentials(t *testing.T) {
 	t.Run("same server", func(t *testing.T) { check(t, main.URL+"/lib.git", "") })
 	t.Run("other server", func(t *testing.T) {
 		check(t, other.URL+"/lib.git", "")
-		for _, p := range other.passwords {
+		for _, p := range other.Passwords() {
 			if p == canary {
 				t.Error("the password was sent to another server")
 			}

@@ -7,9 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,39 +90,10 @@ func makeRepo(t testing.TB) testRepo {
 	return r
 }
 
-// gitServer serves the bare repositories below root over http with git http-backend, behind
-// basic auth when user is set. It records every password it was sent.
-type gitServer struct {
-	*httptest.Server
-	mu        sync.Mutex
-	passwords []string
-}
-
-func newGitServer(t testing.TB, root, user, pass string) *gitServer {
+// newGitServer is testenv.NewGitServer.
+func newGitServer(t testing.TB, root, user, pass string) *testenv.GitServer {
 	t.Helper()
-	backend := testenv.GitHTTPBackend(t)
-	s := &gitServer{}
-	h := &cgi.Handler{
-		Path: backend,
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1",
-			"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
-	}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if ok {
-			s.mu.Lock()
-			s.passwords = append(s.passwords, p)
-			s.mu.Unlock()
-		}
-		if user != "" && (!ok || u != user || p != pass) {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s
+	return testenv.NewGitServer(t, root, user, pass)
 }
 
 // serveBare makes a bare copy of src named name+".git" below root.
