@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -72,10 +73,12 @@ type Server struct {
 	backend Backend
 	auth    *auth.Authenticator
 	limiter *auth.Limiter
-	log     *slog.Logger
-	poll    time.Duration
-	mux     *http.ServeMux
-	metrics *httpMetrics
+	// failures limits the failed authentications of each client address.
+	failures *auth.Limiter
+	log      *slog.Logger
+	poll     time.Duration
+	mux      *http.ServeMux
+	metrics  *httpMetrics
 	// closing ends the log streams (CloseStreams) when the server shuts down.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -107,10 +110,13 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 		backend: b,
 		auth:    authn,
 		limiter: auth.NewLimiter(cfg.RateLimit, burst),
-		log:     cfg.Logger,
-		poll:    cfg.LogPollInterval,
-		mux:     http.NewServeMux(),
-		closing: make(chan struct{}),
+		// Guessing keys or tokens: each address may fail authentication failBurst times at
+		// once, then once a second.
+		failures: auth.NewLimiter(1, failBurst),
+		log:      cfg.Logger,
+		poll:     cfg.LogPollInterval,
+		mux:      http.NewServeMux(),
+		closing:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -207,6 +213,19 @@ var secured = []map[string][]string{{schemeAPIKey: {}}, {schemeBearer: {}}}
 
 type principalKey struct{}
 
+// failBurst is how many failed authentications one client address may make at once before it
+// is held to one a second.
+const failBurst = 30
+
+// clientHost is the host of a request's remote address (the address itself when it has no
+// port). Behind a reverse proxy every client shares the proxy's address.
+func clientHost(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 // principal is the caller that the middleware authenticated.
 func principal(ctx context.Context) service.Principal {
 	p, _ := ctx.Value(principalKey{}).(service.Principal)
@@ -221,9 +240,16 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			next(ctx)
 			return
 		}
+		client := clientHost(ctx.RemoteAddr())
+		if spent, wait := s.failures.Exhausted(client); spent {
+			ctx.SetHeader("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, "too many failed authentications from this address; retry after the Retry-After header's seconds")
+			return
+		}
 		p, err := s.auth.Authenticate(ctx.Context(), ctx.Header("X-API-Key"), ctx.Header("Authorization"))
 		if err != nil {
 			if errors.Is(err, service.ErrUnauthorized) {
+				s.failures.Allow(client)
 				if s.auth.BearerEnabled() {
 					ctx.SetHeader("WWW-Authenticate", `Bearer realm="imagebuilder"`)
 				}

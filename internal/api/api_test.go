@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -456,6 +458,36 @@ func TestRateLimit(t *testing.T) {
 	r.jsonString(t)
 	call(t, "GET", url+"/v1/invocations", "key-bob", "").want(t, http.StatusOK, "application/json")
 	call(t, "GET", url+"/healthz", "", "").want(t, http.StatusOK, "application/json")
+}
+
+// TestFailedAuthenticationLimit: an address that keeps failing authentication (guessing keys)
+// is held to one attempt a second after failBurst failures, with Retry-After; another address
+// is not affected.
+func TestFailedAuthenticationLimit(t *testing.T) {
+	url := newTestServer(t, newFake(), Config{})
+	for i := range failBurst {
+		if r := call(t, "GET", url+"/v1/invocations", fmt.Sprintf("guess-%d", i), ""); r.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, r.status)
+		}
+	}
+	r := call(t, "GET", url+"/v1/invocations", "key-alice", "")
+	r.want(t, http.StatusTooManyRequests, "application/problem+json")
+	if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s != 1 {
+		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
+	}
+	// From 127.0.0.2, the same server answers the key.
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	client := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	req, _ := http.NewRequest("GET", url+"/v1/invocations", nil)
+	req.Header.Set("X-API-Key", "key-alice")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("from another address: %d, want 200", resp.StatusCode)
+	}
 }
 
 // TestBearer authenticates with a token checked by an introspection endpoint (as Keycloak's):

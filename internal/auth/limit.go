@@ -57,6 +57,25 @@ func (l *Limiter) Allow(name string) (bool, time.Duration) {
 	return true, 0
 }
 
+// Exhausted reports, without taking anything, whether name's budget is spent, and how long
+// until one request is allowed again.
+func (l *Limiter) Exhausted(name string) (bool, time.Duration) {
+	if l == nil {
+		return false, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	b := l.buckets[name]
+	l.mu.Unlock()
+	if b == nil || b.TokensAt(now) >= 1 {
+		return false, 0
+	}
+	r := b.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return true, d
+}
+
 // forgetFull drops the buckets that are full; l.mu is held.
 func (l *Limiter) forgetFull(now time.Time) {
 	for name, b := range l.buckets {
