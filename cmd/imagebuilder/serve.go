@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,7 @@ func newServeCmd() *cobra.Command {
 		workers, maxAttempts                         int
 		workersOnly, noAuth, allowLocal              bool
 		rateLimit                                    float64
+		authFailures                                 int
 		jobTimeout, grace                            time.Duration
 	)
 	cmd := &cobra.Command{
@@ -96,6 +98,9 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 			if (issuer == "") != (audience == "") {
 				return usageError{errors.New("--oidc-issuer and --oidc-audience go together")}
 			}
+			if authFailures < 0 {
+				return usageError{fmt.Errorf("--auth-failure-limit must be 0 (no limit) or more, got %d", authFailures)}
+			}
 			if rateLimit < 0 {
 				return usageError{fmt.Errorf("--rate-limit must be 0 (no limit) or more, got %g", rateLimit)}
 			}
@@ -122,10 +127,11 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 						IntrospectionURL: introspectionURL, ClientID: clientID, ClientSecret: os.Getenv(envOAuthClientSecret),
 						OIDCIssuer: issuer, OIDCAudience: audience, AdminRole: adminRole, NoAuth: noAuth,
 					},
-					RateLimit:  rateLimit,
-					UI:         webui.Handler(),
-					Logger:     logger,
-					HealthOnly: workersOnly,
+					RateLimit:    rateLimit,
+					AuthFailures: cmp.Or(authFailures, -1),
+					UI:           webui.Handler(),
+					Logger:       logger,
+					HealthOnly:   workersOnly,
 				})
 				if err != nil {
 					return err
@@ -145,6 +151,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 	f.StringVar(&endpoint, "builder", "", "build engine endpoint of every build: "+strings.ReplaceAll(strings.Join(endpointPrefixes(), ", "), "://", "://…")+" (default: the params' builder.endpoint, else the environment)")
 	f.BoolVar(&allowLocal, "allow-local", false, "let documents use the server's files, environment and SSH agent (local sources, file/env secrets, ssh)")
 	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the 32-byte key that seals submitted secrets (default $IMAGEBUILDER_SECRET_KEY)")
+	f.IntVar(&authFailures, "auth-failure-limit", api.DefaultAuthFailures, "failed authentications one client address may make at once before it is held to one a second (0: no limit)")
 	f.Float64Var(&rateLimit, "rate-limit", 20, "requests a second each caller may make on average, bursts of ten seconds' worth (0: no limit)")
 	f.StringVar(&introspectionURL, "oauth-introspection-url", "", "RFC 7662 token introspection endpoint that checks bearer tokens (client secret in $"+envOAuthClientSecret+")")
 	f.StringVar(&clientID, "oauth-client-id", "", "client id the service authenticates to the introspection endpoint with")

@@ -58,7 +58,7 @@ func TestServeCommandLine(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--workers", "-1"}, {"--workers-only", "--workers", "0"}, {"--listen", "nowhere"},
-		{"--oauth-introspection-url", "http://idp/introspect"}, {"--oidc-issuer", "http://idp"}, {"--rate-limit", "-1"},
+		{"--oauth-introspection-url", "http://idp/introspect"}, {"--oidc-issuer", "http://idp"}, {"--rate-limit", "-1"}, {"--auth-failure-limit", "-1"},
 	} {
 		if code, _, stderr := ib(t, "", append([]string{"serve", "--database", db}, args...)...); code != exitInvalid {
 			t.Errorf("serve %q: exit %d, want 2: %s", args, code, stderr)
@@ -149,7 +149,7 @@ func TestServeSchemathesis(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apikey create: %s", stderr)
 	}
-	srv := startServe(t, "--database", db, "--workers", "0", "--rate-limit", "0")
+	srv := startServe(t, "--database", db, "--workers", "0", "--rate-limit", "0", "--auth-failure-limit", "0")
 
 	config, err := filepath.Abs("testdata/schemathesis.toml")
 	if err != nil {

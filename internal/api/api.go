@@ -15,6 +15,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,9 @@ type Config struct {
 	// burst allowed above it (default: 10 seconds' worth, at least 1).
 	RateLimit float64
 	RateBurst int
+	// AuthFailures is how many failed authentications one client address may make at once
+	// before it is held to one a second (0: DefaultAuthFailures; negative: no limit).
+	AuthFailures int
 	// UI serves GET / and GET /FILE that no API path takes (the web page and its files).
 	UI http.Handler
 	// Logger receives server-side errors (never a secret); default: discard.
@@ -110,9 +114,9 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 		backend: b,
 		auth:    authn,
 		limiter: auth.NewLimiter(cfg.RateLimit, burst),
-		// Guessing keys or tokens: each address may fail authentication failBurst times at
-		// once, then once a second.
-		failures: auth.NewLimiter(1, failBurst),
+		// Guessing keys or tokens: each address may fail authentication AuthFailures times
+		// at once, then once a second.
+		failures: auth.NewLimiter(authFailureRate(cfg.AuthFailures), cmp.Or(cfg.AuthFailures, DefaultAuthFailures)),
 		log:      cfg.Logger,
 		poll:     cfg.LogPollInterval,
 		mux:      http.NewServeMux(),
@@ -213,9 +217,18 @@ var secured = []map[string][]string{{schemeAPIKey: {}}, {schemeBearer: {}}}
 
 type principalKey struct{}
 
-// failBurst is how many failed authentications one client address may make at once before it
-// is held to one a second.
-const failBurst = 30
+// DefaultAuthFailures is how many failed authentications one client address may make at once
+// before it is held to one a second.
+const DefaultAuthFailures = 30
+
+// authFailureRate is the failure limiter's rate: one a second, none (no limit) when failures
+// is negative.
+func authFailureRate(failures int) float64 {
+	if failures < 0 {
+		return 0
+	}
+	return 1
+}
 
 // clientHost is the host of a request's remote address (the address itself when it has no
 // port). Behind a reverse proxy every client shares the proxy's address.

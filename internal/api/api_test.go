@@ -461,11 +461,11 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestFailedAuthenticationLimit: an address that keeps failing authentication (guessing keys)
-// is held to one attempt a second after failBurst failures, with Retry-After; another address
+// is held to one attempt a second after DefaultAuthFailures failures, with Retry-After; another address
 // is not affected.
 func TestFailedAuthenticationLimit(t *testing.T) {
 	url := newTestServer(t, newFake(), Config{})
-	for i := range failBurst {
+	for i := range DefaultAuthFailures {
 		if r := call(t, "GET", url+"/v1/invocations", fmt.Sprintf("guess-%d", i), ""); r.status != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d, want 401", i, r.status)
 		}
