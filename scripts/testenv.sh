@@ -76,7 +76,7 @@ SSH_CLIENT_CONFIG=/etc/ssh/ssh_config.d/imagebuilder-test.conf
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
 	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client sudo graphviz
 	protobuf-compiler buildah
-	chromium)
+	chromium systemd)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {

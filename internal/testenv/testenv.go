@@ -159,3 +159,10 @@ func Chromium(t testing.TB) string {
 	}
 	return p
 }
+
+// SystemdAnalyze is the path of systemd-analyze (Debian package systemd), which checks unit files
+// without systemd running, under RequireProgram's rules.
+func SystemdAnalyze(t testing.TB) string {
+	t.Helper()
+	return RequireProgram(t, "systemd-analyze", "systemd-analyze (Debian package systemd)")
+}
