@@ -14,3 +14,12 @@ var BuildParams []byte
 //
 //go:embed family.schema.json
 var Family []byte
+
+// OpenAPI is the build service's OpenAPI 3.1 document (openapi.json), generated from the
+// handlers in internal/api; imagebuilder serve serves the same document at /openapi.json. A test
+// in internal/api fails when it differs from what the handlers generate. It is generated here,
+// after internal/params and internal/family regenerated the schemas it embeds.
+//
+//go:generate go run ../internal/api/genopenapi -o openapi.json
+//go:embed openapi.json
+var OpenAPI []byte

@@ -125,6 +125,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 		newSchemaCmd(),
 		newRegistryCmd(),
 		newBuildersCmd(),
+		newServeCmd(),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/imagebuilder/imagebuilder/internal/params"
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
@@ -219,3 +220,7 @@ func joinRepo(namespace, name string) string {
 func templateError(err error) string {
 	return strings.TrimPrefix(err.Error(), "template: :")
 }
+
+// Mask returns a copy of a family file as decoded data, fit to be stored and shown: secret
+// (writeOnly) values masked, every other string through red (see schemacheck.Schema.Mask).
+func Mask(doc any, red *redact.Redactor) any { return familySchema.Mask(doc, red) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribution/reference"
 
+	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/schemacheck"
 	"github.com/imagebuilder/imagebuilder/schema"
 )
@@ -327,3 +328,7 @@ func (p *BuildParams) check() []FieldError {
 	}
 	return errs
 }
+
+// Mask returns a copy of build params as decoded data, fit to be stored and shown: secret
+// (writeOnly) values masked, every other string through red (see schemacheck.Schema.Mask).
+func Mask(doc any, red *redact.Redactor) any { return buildParamsSchema.Mask(doc, red) }

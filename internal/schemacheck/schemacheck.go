@@ -530,3 +530,34 @@ func Nest(pointer string, err error) *ValidationError {
 	}
 	return out
 }
+
+// Mask returns a copy of doc, decoded JSON, fit to be stored and shown: the value of every
+// secret (writeOnly) field is redact.Mask, and every other string went through red (which knows
+// the document's secrets: the credentials its URLs carry, say). doc is not changed.
+func (s *Schema) Mask(doc any, red *redact.Redactor) any {
+	s.load()
+	var walk func(v any, key string) any
+	walk = func(v any, key string) any {
+		switch v := v.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for k, e := range v {
+				out[k] = walk(e, k)
+			}
+			return out
+		case []any:
+			out := make([]any, len(v))
+			for i, e := range v {
+				out[i] = walk(e, key)
+			}
+			return out
+		case string:
+			if s.secret[key] && v != "" {
+				return redact.Mask
+			}
+			return red.String(v)
+		}
+		return v
+	}
+	return walk(doc, "")
+}
