@@ -6,12 +6,21 @@ package tosca_test
 // it made, and undeploys it.
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 	"github.com/imagebuilder/imagebuilder/internal/tosca"
@@ -129,5 +138,164 @@ func TestServeUnitVerifies(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", "--man=no", p).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify %s: %v\n%s", unitExample, err, out)
+	}
+}
+
+// TestOperaServeDeploy deploys serve.yaml from the staged CSAR root with the real opera onto the
+// loopback-SSH host: a real imagebuilder serve (SQLite in its state directory) starts there, under
+// start-stop-daemon where systemd is not PID 1; its URL output answers /healthz; the admin key
+// written on the orchestrator host (0600) is accepted by /v1 and no key is refused; the secrets
+// key is only in the 0600 environment file (not in opera's output, state or outputs, nor on the
+// service's command line). Undeploy stops it and removes the environment file.
+func TestOperaServeDeploy(t *testing.T) {
+	ssh := testenv.Require(t, testenv.OperaBin, testenv.BuildKit,
+		testenv.SSHHost, testenv.SSHPort, testenv.SSHUser, testenv.SSHKey, testenv.SSHKnownHosts)
+	stage, _ := buildCSAR(t)
+	host := t.TempDir()
+	bin := filepath.Join(host, "build", "imagebuilder")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/imagebuilder").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The play's Python on the host: Debian's. (Ansible's interpreter discovery takes the first
+	// python3 on PATH, which on a developer's machine may be a pyenv shim that runs nothing.)
+	rtmp := t.TempDir()
+	o := newOpera(t, slices.Concat(sshEnv(ssh), remoteTmpEnv(rtmp), []string{"ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3"})...)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	name := testenv.UniqueTag("imagebuilder-serve-test")
+	secretKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%-32.32s", "serve-key-canary-"+name)))
+	keyDest := filepath.Join(o.dir, "admin.key")
+	stateDir := filepath.Join(host, "state")
+	envFile := "/etc/imagebuilder/" + name + ".env"
+	pidFile := "/run/" + name + ".pid"
+	inputs := o.writeInputs("serve-inputs.yaml", []byte(fmt.Sprintf(`binary: %s
+serve_host: %s
+listen: %s
+service_name: %s
+service_user: root
+install_path: %s
+state_dir: %s
+secret_key: %s
+builder: %s
+workers: 1
+admin_key_dest: %s
+`, bin, ssh[testenv.SSHHost], listen, name, filepath.Join(host, "bin", "imagebuilder"), stateDir, secretKey, ssh[testenv.BuildKit], keyDest)))
+	// Whatever happens, the service this test started stops with it (by the pid read after the
+	// deploy, in case undeploy removed the pid file and left the process).
+	var servicePID int
+	t.Cleanup(func() {
+		if servicePID > 0 {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", servicePID)); strings.HasPrefix(exe, host) {
+				_ = syscall.Kill(servicePID, syscall.SIGKILL)
+			}
+		}
+		_ = exec.Command("start-stop-daemon", "--stop", "--quiet", "--oknodo", "--pidfile", pidFile, "--remove-pidfile", "--retry", "TERM/20/KILL/5").Run()
+		_ = exec.Command("systemctl", "disable", "--now", name+".service").Run()
+		_ = os.Remove("/etc/systemd/system/" + name + ".service")
+		_ = os.Remove(envFile)
+	})
+
+	wantManager := "start-stop-daemon"
+	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+		wantManager = "systemd"
+	}
+	start := time.Now()
+	deployOut := o.must("deploy", "-i", inputs, filepath.Join(stage, serveTemplate))
+	t.Logf("opera deploy (serve over SSH): %s", time.Since(start).Round(time.Millisecond))
+	var cmdline []byte
+	if wantManager == "start-stop-daemon" {
+		pid, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servicePID, _ = strconv.Atoi(strings.TrimSpace(string(pid)))
+		if cmdline, err = os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", servicePID)); err != nil {
+			t.Fatalf("the service (pid %d) does not run: %v", servicePID, err)
+		}
+	}
+	var outs struct {
+		URL     struct{ Value string } `json:"url"`
+		KeyFile struct{ Value string } `json:"admin_key_file"`
+		Manager struct{ Value string } `json:"manager"`
+	}
+	outsText := o.must("outputs", "-f", "json")
+	if err := json.Unmarshal([]byte(outsText), &outs); err != nil {
+		t.Fatalf("opera outputs: %v\n%s", err, outsText)
+	}
+	if outs.URL.Value != "http://"+listen+"/" || outs.Manager.Value != wantManager || outs.KeyFile.Value != filepath.Join(stateDir, "admin.key") {
+		t.Errorf("outputs: url %q manager %q admin_key_file %q; want http://%s/, %s, %s/admin.key",
+			outs.URL.Value, outs.Manager.Value, outs.KeyFile.Value, listen, wantManager, stateDir)
+	}
+	if entries, _ := os.ReadDir(rtmp); !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() == "sshd-port-"+ssh[testenv.SSHPort] }) {
+		t.Errorf("no task ran in an sshd session on port %s (Ansible's temporary directories: %v)", ssh[testenv.SSHPort], entries)
+	}
+
+	// The service answers, with the admin key and only with it.
+	for _, f := range []string{keyDest, outs.KeyFile.Value, envFile} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", f, err, fi)
+		}
+	}
+	keyBytes, err := os.ReadFile(keyDest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(keyBytes))
+	status := func(path, key string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, outs.URL.Value+path, nil)
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, key string
+		want      int
+	}{{"healthz", "", 200}, {"v1/invocations", key, 200}, {"v1/invocations", "", 401}, {"v1/invocations", key + "x", 401}} {
+		if got := status(c.path, c.key); got != c.want {
+			t.Errorf("GET %s (key %t): %d, want %d", c.path, c.key != "", got, c.want)
+		}
+	}
+
+	// The secrets key and the admin key stay out of opera's output, state and outputs, and the
+	// secrets key off the service's command line.
+	for what, secret := range map[string]string{"the secrets key": secretKey, "the admin key": key} {
+		noSecret(t, "opera deploy's output", deployOut, secret)
+		noSecret(t, "opera outputs", outsText, secret)
+		if found := filesWith(t, filepath.Join(o.dir, ".opera", "instances"), secret); len(found) > 0 {
+			t.Errorf("%s is stored in .opera/instances: %v", what, found)
+		}
+	}
+	if wantManager == "start-stop-daemon" {
+		if strings.Contains(string(cmdline), secretKey) || !strings.Contains(string(cmdline), "serve\x00--listen\x00"+listen) {
+			t.Errorf("the service's command line: %q", cmdline)
+		}
+	}
+
+	// Undeploy stops it and removes the environment file; the database stays.
+	start = time.Now()
+	out := o.must("undeploy")
+	t.Logf("opera undeploy: %s", time.Since(start).Round(time.Millisecond))
+	noSecret(t, "opera undeploy's output", out, secretKey)
+	if got := status("healthz", ""); got != 0 {
+		t.Errorf("after undeploy GET /healthz answers %d", got)
+	}
+	for _, gone := range []string{envFile, pidFile} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after undeploy (%v)", gone, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "serve.db")); err != nil {
+		t.Errorf("the database is gone after undeploy: %v", err)
 	}
 }
