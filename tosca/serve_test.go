@@ -151,8 +151,7 @@ func TestOperaServeDeploy(t *testing.T) {
 	ssh := testenv.Require(t, testenv.OperaBin, testenv.BuildKit,
 		testenv.SSHHost, testenv.SSHPort, testenv.SSHUser, testenv.SSHKey, testenv.SSHKnownHosts)
 	stage, _ := buildCSAR(t)
-	host := t.TempDir()
-	bin := filepath.Join(host, "build", "imagebuilder")
+	bin := filepath.Join(t.TempDir(), "imagebuilder")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/imagebuilder").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -168,6 +167,13 @@ func TestOperaServeDeploy(t *testing.T) {
 	listen := ln.Addr().String()
 	ln.Close()
 	name := testenv.UniqueTag("imagebuilder-serve-test")
+	// The service's files on the host: not under /tmp, which a systemd unit's PrivateTmp hides
+	// from the service.
+	host := filepath.Join("/var/lib/imagebuilder/serve-tests", name)
+	if err := os.MkdirAll(host, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(host) })
 	secretKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%-32.32s", "serve-key-canary-"+name)))
 	keyDest := filepath.Join(o.dir, "admin.key")
 	stateDir := filepath.Join(host, "state")
@@ -204,6 +210,12 @@ admin_key_dest: %s
 	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
 		wantManager = "systemd"
 	}
+	// The example inputs are the template's (opera checks their names).
+	example, err := filepath.Abs("examples/serve/inputs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.must("validate", "-i", example, filepath.Join(stage, serveTemplate))
 	start := time.Now()
 	deployOut := o.must("deploy", "-i", inputs, filepath.Join(stage, serveTemplate))
 	t.Logf("opera deploy (serve over SSH): %s", time.Since(start).Round(time.Millisecond))
