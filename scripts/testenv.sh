@@ -9,7 +9,8 @@
 #   sshd           127.0.0.1:2222, root by key only ($STATE_DIR/ssh/id_ed25519): remote Ansible
 #                  runs, TOSCA Compute hosts and DOCKER_HOST=ssh:// go through it
 #   virtualenvs    ansible-core, and opera 0.7.0 (+ ansible-core) in its own venv; Ansible's
-#                  gates (ansible-test's sanity venvs, ansible-lint, galaxy-importer) in a third
+#                  gates (ansible-test's sanity venvs, ansible-lint, galaxy-importer) in a third;
+#                  schemathesis (the API fuzzer run against imagebuilder serve) in a fourth
 #
 # Usage: scripts/testenv.sh up|down|env|status|restart-buildkitd|kill-buildkitd
 #   up                 install what is missing and start what is not running (idempotent)
@@ -33,6 +34,8 @@ ANSIBLE_SPEC='ansible-core>=2.16,<2.20'
 # Ansible's own gates on the collection (scripts/ansible-gates.sh), in a virtualenv of their own.
 GATES_SPECS=("$ANSIBLE_SPEC" 'ansible-lint==26.10.1' 'galaxy-importer==0.4.44')
 OPERA_SPEC='opera==0.7.0'
+# The property-based API fuzzer run against imagebuilder serve's OpenAPI document, in its own venv.
+SCHEMATHESIS_SPEC='schemathesis==4.32.5'
 OPERA_CONSTRAINTS=$'cython<3\nsetuptools<82'
 
 CACHE=${IMAGEBUILDER_CACHE:-${HOME:-/root}/.cache/imagebuilder}
@@ -41,6 +44,7 @@ BUSYBOX_DIR=$CACHE/busybox
 VENV_ANSIBLE=$CACHE/venv-ansible
 VENV_OPERA=$CACHE/venv-opera
 VENV_GATES=$CACHE/venv-ansible-gates
+VENV_SCHEMATHESIS=$CACHE/venv-schemathesis
 
 STATE_DIR=/var/lib/imagebuilder
 RUN_DIR=/run/imagebuilder
@@ -661,14 +665,15 @@ python_for_venvs() {
 }
 
 # ensure_venv DIR PIP_ARGS...: (re)creates the virtualenv DIR and pip-installs PIP_ARGS,
-# unless DIR records the same Python, arguments and PIP_CONSTRAINT content.
+# unless DIR records the same Python, arguments and PIP_CONSTRAINT content and its program
+# $VENV_PROBE (default ansible-playbook) answers --version.
 ensure_venv() {
 	local dir=$1 spec py
 	shift
 	py=$(python_for_venvs)
 	spec="$("$py" --version 2>&1) $* constraints: $(cat "${PIP_CONSTRAINT:-/dev/null}")"
 	if [[ -f $dir/.imagebuilder-spec && $(<"$dir/.imagebuilder-spec") == "$spec" ]] &&
-		"$dir/bin/ansible-playbook" --version >/dev/null 2>&1; then
+		"$dir/bin/${VENV_PROBE:-ansible-playbook}" --version >/dev/null 2>&1; then
 		return 0
 	fi
 	log "venv $dir: installing $*"
@@ -697,6 +702,9 @@ ensure_venvs() {
 	ensure_venv "$VENV_GATES" "${GATES_SPECS[@]}"
 	ensure_ansible_test_venvs
 	log "venv-ansible-gates: $("$VENV_GATES/bin/ansible-lint" --nocolor --version 2>/dev/null | sed -n 1p), galaxy-importer $("$VENV_GATES/bin/pip" show galaxy-importer 2>/dev/null | sed -n 's/^Version: //p')"
+
+	VENV_PROBE=st ensure_venv "$VENV_SCHEMATHESIS" "$SCHEMATHESIS_SPEC"
+	log "venv-schemathesis: $("$VENV_SCHEMATHESIS/bin/st" --version 2>&1 | tail -n1)"
 }
 
 # ansible-test runs each sanity test in a virtualenv of its own, made on first use, into which it
@@ -804,6 +812,8 @@ cmd_env() {
 	printf 'export IMAGEBUILDER_TEST_ANSIBLE_BIN=%q\n' "$VENV_ANSIBLE/bin"
 	printf 'export IMAGEBUILDER_TEST_OPERA_BIN=%q\n' "$VENV_OPERA/bin"
 	printf 'export IMAGEBUILDER_TEST_GATES_BIN=%q\n' "$VENV_GATES/bin"
+	# schemathesis, run against imagebuilder serve's OpenAPI document.
+	printf 'export IMAGEBUILDER_TEST_SCHEMATHESIS_BIN=%q\n' "$VENV_SCHEMATHESIS/bin/st"
 	# Headless Chromium for the web page tests (chromedp).
 	printf 'export IMAGEBUILDER_TEST_CHROMIUM=%q\n' /usr/bin/chromium
 	# shellcheck disable=SC2016 # $PATH is expanded by the eval, not here.
@@ -860,6 +870,12 @@ cmd_status() {
 			ok=0
 		fi
 	done
+	if [[ -x $VENV_SCHEMATHESIS/bin/st ]]; then
+		echo "venv             $VENV_SCHEMATHESIS  $("$VENV_SCHEMATHESIS/bin/st" --version 2>&1 | tail -n1)"
+	else
+		echo "venv             $VENV_SCHEMATHESIS  MISSING"
+		ok=0
+	fi
 	((ok))
 }
 

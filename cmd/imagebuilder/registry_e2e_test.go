@@ -25,7 +25,19 @@ import (
 // exit 0.
 func serveRegistry(t *testing.T, args ...string) (regserve.Ready, *testenv.SyncBuffer) {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"registry", "serve", "--listen", "127.0.0.1:0", "--root", t.TempDir()}, args...)...)
+	line, stderr := startDaemon(t, append([]string{"registry", "serve", "--listen", "127.0.0.1:0", "--root", t.TempDir()}, args...)...)
+	var ready regserve.Ready
+	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Listen == "" {
+		t.Fatalf("readiness line %q: %v\nstderr:\n%s", line, err, stderr)
+	}
+	return ready, stderr
+}
+
+// startDaemon runs the built binary with args until the test ends and returns the line it
+// printed on stdout when ready. At the end it is stopped with SIGTERM and must exit 0.
+func startDaemon(t *testing.T, args ...string) (string, *testenv.SyncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -44,31 +56,31 @@ func serveRegistry(t *testing.T, args ...string) (regserve.Ready, *testenv.SyncB
 		io.Copy(io.Discard, stdout)
 		exited <- cmd.Wait()
 	}()
-	var ready regserve.Ready
+	var line string
 	select {
-	case line := <-lines:
-		if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Listen == "" {
+	case line = <-lines:
+		if line == "" {
 			cmd.Process.Kill()
-			t.Fatalf("readiness line %q: %v\nstderr:\n%s", line, err, stderr)
+			t.Fatalf("%s printed nothing\nstderr:\n%s", args[:2], stderr)
 		}
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("registry serve printed nothing in 30s\nstderr:\n%s", stderr)
+		t.Fatalf("%s printed nothing in 30s\nstderr:\n%s", args[:2], stderr)
 	}
-	t.Logf("registry serve ready in %v: %+v", time.Since(start).Round(time.Millisecond), ready)
+	t.Logf("%s ready in %v: %s", args[:2], time.Since(start).Round(time.Millisecond), strings.TrimSpace(line))
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
 			if err != nil {
-				t.Errorf("registry serve after SIGTERM: %v\nstderr:\n%s", err, stderr)
+				t.Errorf("%s after SIGTERM: %v\nstderr:\n%s", args[:2], err, stderr)
 			}
 		case <-time.After(60 * time.Second):
 			cmd.Process.Kill()
-			t.Errorf("registry serve did not stop within 60s of SIGTERM")
+			t.Errorf("%s did not stop within 60s of SIGTERM", args[:2])
 		}
 	})
-	return ready, stderr
+	return line, stderr
 }
 
 // TestRegistryServeBuildset: a BuildKit build whose base exists only upstream resolves through

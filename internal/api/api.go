@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ type Config struct {
 	// burst allowed above it (default: 10 seconds' worth, at least 1).
 	RateLimit float64
 	RateBurst int
-	// UI serves GET / and everything under it that no API path takes (the web page).
+	// UI serves GET / and GET /FILE that no API path takes (the web page and its files).
 	UI http.Handler
 	// Logger receives server-side errors (never a secret); default: discard.
 	Logger *slog.Logger
@@ -130,7 +131,10 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 	if ui == nil {
 		ui = http.NotFoundHandler()
 	}
-	s.mux.Handle("GET /", ui)
+	// The page is "/" and files beside it: a catch-all GET pattern would make net/http's mux
+	// offer GET on every API path (its 405 answers list it in Allow).
+	s.mux.Handle("GET /{$}", ui)
+	s.mux.Handle("GET /{file}", ui)
 	return s, nil
 }
 
@@ -190,7 +194,7 @@ func newHuma(mux *http.ServeMux) huma.API {
 // register declares every operation on mux and returns the huma API.
 func (s *Server) register(mux *http.ServeMux) huma.API {
 	api := newHuma(mux)
-	api.UseMiddleware(s.authenticate(api))
+	api.UseMiddleware(s.authenticate(api), rejectEmptyParams(api))
 	addDocumentSchemas(api.OpenAPI().Components.Schemas)
 	s.registerSODALITE(api)
 	s.registerV1(api)
@@ -236,6 +240,31 @@ func (s *Server) authenticate(api huma.API) func(huma.Context, func(huma.Context
 			return
 		}
 		next(huma.WithValue(ctx, principalKey{}, *p))
+	}
+}
+
+// rejectEmptyParams refuses a query parameter given empty ("?kind=") when its schema accepts
+// no empty string (an enum, a number, a boolean, a list of at least one item): huma reads it as
+// absent, which would accept a request the document says is invalid.
+func rejectEmptyParams(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		u := ctx.URL()
+		query := u.Query()
+		var details []error
+		for _, p := range ctx.Operation().Parameters {
+			if p.In != "query" || p.Schema == nil || !query.Has(p.Name) || slices.ContainsFunc(query[p.Name], func(v string) bool { return v != "" }) {
+				continue
+			}
+			if sc := p.Schema; sc.Type == huma.TypeString && len(sc.Enum) == 0 || sc.Items != nil && (sc.MinItems == nil || *sc.MinItems == 0) {
+				continue
+			}
+			details = append(details, &huma.ErrorDetail{Location: "query." + p.Name, Message: "must not be empty"})
+		}
+		if len(details) > 0 {
+			_ = huma.WriteErr(api, ctx, http.StatusUnprocessableEntity, "validation failed", details...)
+			return
+		}
+		next(ctx)
 	}
 }
 

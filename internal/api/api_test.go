@@ -307,7 +307,7 @@ func TestV1ListGetCancel(t *testing.T) {
 	if got := list("key-admin", "?owner=bob&limit=5"); !reflect.DeepEqual(got, []string{ids[2]}) {
 		t.Errorf("admin's view of bob: %q", got)
 	}
-	for _, q := range []string{"?state=lost", "?limit=0", "?limit=101", "?kind=rocket"} {
+	for _, q := range []string{"?state=lost", "?limit=0", "?limit=101", "?kind=rocket", "?kind=", "?limit=", "?state="} {
 		r := call(t, "GET", url+"/v1/invocations"+q, "key-alice", "")
 		if r.status != http.StatusUnprocessableEntity {
 			t.Errorf("%s: %d %s, want 422", q, r.status, r.body)
@@ -407,6 +407,37 @@ func TestLogs(t *testing.T) {
 		t.Errorf("plain log %q", r.body)
 	}
 	call(t, "GET", url+"/v1/invocations/"+inv.ID+"/logs", "key-bob", "", "Accept", "text/event-stream").want(t, http.StatusNotFound, "application/problem+json")
+}
+
+// TestCloseStreams: a server shutting down ends the log streams it serves (http.Server.Shutdown
+// waits for open requests, and a stream lasts as long as its build).
+func TestCloseStreams(t *testing.T) {
+	fake := newFake()
+	s, err := New(context.Background(), fake, Config{LogPollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	r := call(t, "POST", ts.URL+"/v1/invocations", "key-alice", `{"document":`+validParams+`}`)
+	var inv service.Invocation
+	_ = json.Unmarshal(r.body, &inv)
+	done := make(chan []event, 1)
+	go func() {
+		r := call(t, "GET", ts.URL+"/v1/invocations/"+inv.ID+"/logs", "key-alice", "", "Accept", "text/event-stream")
+		done <- readEvents(t, bytes.NewReader(r.body))
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.CloseStreams()
+	select {
+	case events := <-done:
+		if len(events) != 0 {
+			t.Errorf("a closed stream sent %q (an end event would tell the client the build ended)", events)
+		}
+	case <-time.After(5 * time.Second):
+		ts.CloseClientConnections()
+		t.Fatal("the stream of a queued invocation is still open 5s after CloseStreams")
+	}
 }
 
 func TestRateLimit(t *testing.T) {

@@ -96,7 +96,7 @@ type submitOutput struct {
 }
 
 type listInput struct {
-	State  []string `query:"state" enum:"pending,in_progress,success,failed,canceled" doc:"Only invocations in these states (comma-separated)."`
+	State  []string `query:"state" minItems:"1" enum:"pending,in_progress,success,failed,canceled" doc:"Only invocations in these states (comma-separated)."`
 	Kind   string   `query:"kind" enum:"build,family" doc:"Only invocations of this kind."`
 	Owner  string   `query:"owner" doc:"Only this owner's invocations (admins; others always see their own)."`
 	Limit  int      `query:"limit" minimum:"1" maximum:"100" default:"20" doc:"Page size."`

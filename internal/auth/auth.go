@@ -108,6 +108,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, apiKey, authorization 
 	if a.cfg.NoAuth {
 		return &service.Principal{Name: Anonymous, Admin: true}, nil
 	}
+	if apiKey != "" && authorization != "" {
+		// Which one would count is a guess either way; a caller sends one.
+		return nil, unauthorized("both X-API-Key and Authorization were sent: send one")
+	}
 	if apiKey != "" {
 		if a.cfg.Keys == nil {
 			return nil, unauthorized("API keys are not accepted")

@@ -47,6 +47,9 @@ func TestAPIKey(t *testing.T) {
 	if _, err := a.Authenticate(ctx, "", ""); !errors.Is(err, service.ErrUnauthorized) {
 		t.Fatalf("no credentials: %v", err)
 	}
+	if _, err := a.Authenticate(ctx, "good", "Bearer abc"); !errors.Is(err, service.ErrUnauthorized) {
+		t.Fatalf("a key and a token: %v (want a refusal: which one counts would be a guess)", err)
+	}
 	if _, err := a.Authenticate(ctx, "", "Bearer abc"); !errors.Is(err, service.ErrUnauthorized) {
 		t.Fatalf("bearer without a configured checker: %v", err)
 	}

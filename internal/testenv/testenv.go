@@ -42,6 +42,10 @@ const (
 	// web page tests (chromedp).
 	ChromiumBin = "IMAGEBUILDER_TEST_CHROMIUM"
 
+	// SchemathesisBin is schemathesis's st program (its own virtualenv), the property-based
+	// API fuzzer run against imagebuilder serve's OpenAPI document.
+	SchemathesisBin = "IMAGEBUILDER_TEST_SCHEMATHESIS_BIN"
+
 	// RequireIntegration turns missing variables into test failures when set to a true value.
 	RequireIntegration = "IMAGEBUILDER_REQUIRE_INTEGRATION"
 )
@@ -165,4 +169,15 @@ func Chromium(t testing.TB) string {
 func SystemdAnalyze(t testing.TB) string {
 	t.Helper()
 	return RequireProgram(t, "systemd-analyze", "systemd-analyze (Debian package systemd)")
+}
+
+// Schemathesis is the path of schemathesis's st, which scripts/testenv.sh installs in a
+// virtualenv and exports as IMAGEBUILDER_TEST_SCHEMATHESIS_BIN, under Require's rules.
+func Schemathesis(t testing.TB) string {
+	t.Helper()
+	p := Require(t, SchemathesisBin)[SchemathesisBin]
+	if _, err := exec.LookPath(p); err != nil {
+		unavailable(t, SchemathesisBin+"="+p+" is not an executable file (scripts/testenv.sh up installs it)")
+	}
+	return p
 }
