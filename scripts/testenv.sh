@@ -86,7 +86,7 @@ POSTGRES_PASSWORD_FILE=$STATE_DIR/postgres.password
 APT_PACKAGES=(docker.io docker-registry runc qemu-user-static binfmt-support busybox-static
 	apache2-utils git iproute2 python3-venv ca-certificates openssh-server openssh-client sudo graphviz
 	protobuf-compiler buildah postgresql
-	chromium)
+	chromium systemd)
 
 log() { printf '[testenv %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {

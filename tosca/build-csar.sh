@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Assemble the imagebuilder CSAR (TOSCA Cloud Service Archive, TOSCA-Meta-File-Version 1.1):
-# the service templates (service.yaml, the entry, family.yaml and release.yaml), their definitions, the
+# the service templates (service.yaml, the entry, family.yaml, release.yaml and serve.yaml), their definitions, the
 # playbooks, the example inputs and the Ansible module binaries, staged in STAGE and zipped into OUT.
 #
 # Usage: tosca/build-csar.sh SRC LIBRARY STAGE OUT
-#   SRC      the tosca/ directory (service.yaml, family.yaml, release.yaml, TOSCA-Metadata/, definitions/, playbooks/, examples/)
+#   SRC      the tosca/ directory (service.yaml, family.yaml, release.yaml, serve.yaml, TOSCA-Metadata/, definitions/, playbooks/, examples/)
 #   LIBRARY  directory holding the module binaries (make modules builds them into playbooks/library)
 #   STAGE    staging directory, emptied first; it is the CSAR root (opera can deploy it unzipped too)
 #   OUT      the CSAR file to write
@@ -14,7 +14,7 @@ set -euo pipefail
 src=$1 library=$2 stage=$3 out=$4
 
 # What goes into the CSAR, relative to SRC (Go tests, this script and build output stay out).
-contents=(TOSCA-Metadata service.yaml family.yaml release.yaml definitions playbooks examples)
+contents=(TOSCA-Metadata service.yaml family.yaml release.yaml serve.yaml definitions playbooks examples)
 
 for c in "${contents[@]}"; do
 	[[ -e $src/$c ]] || { echo "$0: $src/$c is missing" >&2; exit 1; }

@@ -168,6 +168,13 @@ func Chromium(t testing.TB) string {
 	return p
 }
 
+// SystemdAnalyze is the path of systemd-analyze (Debian package systemd), which checks unit files
+// without systemd running, under RequireProgram's rules.
+func SystemdAnalyze(t testing.TB) string {
+	t.Helper()
+	return RequireProgram(t, "systemd-analyze", "systemd-analyze (Debian package systemd)")
+}
+
 // Schemathesis is the path of schemathesis's st, which scripts/testenv.sh installs in a
 // virtualenv and exports as IMAGEBUILDER_TEST_SCHEMATHESIS_BIN, under Require's rules.
 func Schemathesis(t testing.TB) string {

@@ -459,7 +459,7 @@
           if (ev.event === 'end') {
             ended = true;
             const state = STATE_LABELS[ev.data] || ev.data;
-            logState('the build ended: ' + state + ' (complete log above)');
+            logState('the build ended: ' + state + '; the log below is complete');
             loadBuild(id);
           } else if (ev.event === 'log' || ev.event === 'message') {
             appendLog(ev.data);
