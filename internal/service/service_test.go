@@ -270,9 +270,9 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("git url %s refused: %v", u, err)
 		}
 	}
-	fam := `{"registry": {"url": "r.example"}, "images_dir": "images", "sources": {"s": {"local": {"path": "."}}}, "images": [{"name": "x", "source": "s"}]}`
+	fam := `{"registry": {"url": "r.example"}, "images_dir": "images", "proxy_from_env": true, "sources": {"s": {"local": {"path": "."}}}, "images": [{"name": "x", "source": "s"}]}`
 	_, err = s.Submit(ctx, alice, KindFamily, []byte(fam), false)
-	if !errors.As(err, &ve) || len(ve.Errors) != 2 || ve.Errors[0].Pointer != "/images_dir" || ve.Errors[1].Pointer != "/sources/s/local" {
+	if !errors.As(err, &ve) || len(ve.Errors) != 3 || ve.Errors[0].Pointer != "/images_dir" || ve.Errors[1].Pointer != "/proxy_from_env" || ve.Errors[2].Pointer != "/sources/s/local" {
 		t.Errorf("family: %v", err)
 	}
 	if n := countRows(t, s.db.DB, `SELECT COUNT(*) FROM invocations`); n != 3 {

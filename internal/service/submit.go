@@ -182,6 +182,9 @@ func (s *Service) policyFamily(f *family.File) []FieldError {
 	if f.ImagesDir != "" {
 		errs = append(errs, FieldError{Pointer: "/images_dir", Message: "images_dir reads a directory of the server: " + allowHint})
 	}
+	if f.ProxyFromEnv {
+		errs = append(errs, FieldError{Pointer: "/proxy_from_env", Message: "proxy_from_env reads the server's environment: " + allowHint})
+	}
 	for _, name := range slices.Sorted(maps.Keys(f.Sources)) {
 		errs = append(errs, policySource("/sources/"+schemacheck.Escape(name), f.Sources[name])...)
 	}

@@ -55,9 +55,10 @@ func (s *GitServer) Passwords() []string {
 	return append([]string(nil), s.passwords...)
 }
 
-// ServeRepo serves a one-commit repository of files (as GitRepo makes it) over http and
-// returns its clone URL, http://127.0.0.1:PORT/repo.git.
-func ServeRepo(t testing.TB, files map[string]string) string {
+// ServeRepo serves a one-commit repository of files (as GitRepo makes it, on branch main) over
+// http, behind basic auth when user is set, and returns the server and the clone URL,
+// http://127.0.0.1:PORT/repo.git.
+func ServeRepo(t testing.TB, files map[string]string, user, pass string) (*GitServer, string) {
 	t.Helper()
 	src := GitRepo(t, files)
 	root := t.TempDir()
@@ -66,5 +67,6 @@ func ServeRepo(t testing.TB, files map[string]string) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("git clone --bare: %v\n%s", err, out)
 	}
-	return NewGitServer(t, root, "", "").URL + "/repo.git"
+	s := NewGitServer(t, root, user, pass)
+	return s, s.URL + "/repo.git"
 }
