@@ -15,9 +15,11 @@ FUZZ_TARGETS := ./internal/params:FuzzLoad:150000x ./internal/dockerfile:FuzzInj
 all: build
 
 ## build: the helper command into bin/imagebuilder, and beside it the buildah builder plugin
-## bin/imagebuilder-builder-buildah (found there by --builder plugin:buildah)
+## bin/imagebuilder-builder-buildah (found there by --builder plugin:buildah) and the daemons'
+## program bin/imagebuilder-server (imagebuilder serve and registry serve run it)
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder ./cmd/imagebuilder
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder-server ./cmd/imagebuilder-server
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/imagebuilder-builder-buildah ./cmd/imagebuilder-builder-buildah
 
 ## test: every test against the real services (started by scripts/testenv.sh), Ansible's own gates

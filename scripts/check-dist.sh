@@ -29,6 +29,7 @@ for arch in amd64 arm64; do
 	bin=$tmp/$arch/imagebuilder
 	[[ -x $bin && -f $tmp/$arch/README.md ]] || fail "linux/$arch archive lacks imagebuilder or README.md"
 	[[ -x $tmp/$arch/imagebuilder-builder-buildah ]] || fail "linux/$arch archive lacks imagebuilder-builder-buildah"
+	[[ -x $tmp/$arch/imagebuilder-server ]] || fail "linux/$arch archive lacks imagebuilder-server"
 	case $arch in amd64) machine=x86_64 ;; arm64) machine=aarch64 ;; esac
 	if [[ $host == "$machine" ]]; then
 		got=$("$bin" --version)

@@ -2,7 +2,8 @@
 # Release archives into OUTDIR (default dist/):
 #   imagebuilder_VERSION_linux_amd64.tar.gz, imagebuilder_VERSION_linux_arm64.tar.gz
 #       the helper command (static, stripped, `imagebuilder --version` prints VERSION), beside it
-#       the buildah builder plugin imagebuilder-builder-buildah, README.md and LICENSE when there is one
+#       the buildah builder plugin imagebuilder-builder-buildah, the daemons' program
+#       imagebuilder-server (imagebuilder serve, registry serve), README.md and LICENSE when there is one
 #   imagebuilder-images-X.Y.Z.tar.gz   the Ansible collection (scripts/build-collection.sh)
 #   imagebuilder.csar                  the TOSCA CSAR (make csar)
 #   SHA256SUMS                         sha256sum of the above (check: cd dist && sha256sum -c SHA256SUMS)
@@ -31,12 +32,14 @@ for arch in amd64 arm64; do
 	mkdir -p "$dir"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
 		-o "$dir/imagebuilder" ./cmd/imagebuilder
-	CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
-		-o "$dir/imagebuilder-builder-buildah" ./cmd/imagebuilder-builder-buildah
+	for prog in imagebuilder-builder-buildah imagebuilder-server; do
+		CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
+			-o "$dir/$prog" ./cmd/$prog
+	done
 	cp "${docs[@]}" "$dir/"
 	name=imagebuilder_${VERSION}_linux_$arch.tar.gz
 	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-		-C "$dir" -cf - imagebuilder imagebuilder-builder-buildah "${docs[@]}" | gzip -n -9 >"$out/$name"
+		-C "$dir" -cf - imagebuilder imagebuilder-builder-buildah imagebuilder-server "${docs[@]}" | gzip -n -9 >"$out/$name"
 	artifacts+=("$name")
 	echo "$out/$name: $(stat -c %s "$out/$name") bytes" >&2
 done

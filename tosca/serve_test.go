@@ -32,7 +32,7 @@ const (
 	unitExample    = "../examples/serve/imagebuilder-serve.service"
 	unitTemplate   = "playbooks/imagebuilder-serve.service.j2"
 	servePlaybook  = "playbooks/serve.yaml"
-	unitDefaultCmd = "/usr/local/bin/imagebuilder serve --listen 127.0.0.1:8080 --database sqlite:///var/lib/imagebuilder-serve/serve.db --workers 2"
+	unitDefaultCmd = "/usr/local/bin/imagebuilder-server serve --listen 127.0.0.1:8080 --database sqlite:///var/lib/imagebuilder-serve/serve.db --workers 2"
 )
 
 // unitBody is a unit file from its [Unit] section on (the comments above it differ).
@@ -98,7 +98,7 @@ func TestServeUnitMatchesTemplate(t *testing.T) {
 	}
 	for prop, want := range map[string]any{
 		"service_user": "imagebuilder", "service_name": "imagebuilder-serve", "state_dir": "/var/lib/imagebuilder-serve",
-		"install_path": "/usr/local/bin/imagebuilder", "listen": "127.0.0.1:8080", "workers": 2.0, "database": "",
+		"install_path": "/usr/local/bin/imagebuilder-server", "listen": "127.0.0.1:8080", "workers": 2.0, "database": "",
 	} {
 		if got := nt.Properties[prop].Default; got != want {
 			t.Errorf("%s.%s default = %v, want %v", serveNodeType, prop, got, want)
@@ -127,9 +127,9 @@ func TestServeUnitVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit := strings.Replace(string(example), "ExecStart=/usr/local/bin/imagebuilder ", "ExecStart="+self+" ", 1)
+	unit := strings.Replace(string(example), "ExecStart=/usr/local/bin/imagebuilder-server ", "ExecStart="+self+" ", 1)
 	if unit == string(example) {
-		t.Fatalf("%s: no ExecStart=/usr/local/bin/imagebuilder line", unitExample)
+		t.Fatalf("%s: no ExecStart=/usr/local/bin/imagebuilder-server line", unitExample)
 	}
 	p := filepath.Join(t.TempDir(), filepath.Base(unitExample))
 	if err := os.WriteFile(p, []byte(unit), 0o644); err != nil {
@@ -151,8 +151,8 @@ func TestOperaServeDeploy(t *testing.T) {
 	ssh := testenv.Require(t, testenv.OperaBin, testenv.BuildKit,
 		testenv.SSHHost, testenv.SSHPort, testenv.SSHUser, testenv.SSHKey, testenv.SSHKnownHosts)
 	stage, _ := buildCSAR(t)
-	bin := filepath.Join(t.TempDir(), "imagebuilder")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/imagebuilder").CombinedOutput(); err != nil {
+	bin := filepath.Join(t.TempDir(), "imagebuilder-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/imagebuilder-server").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	// The play's Python on the host: Debian's. (Ansible's interpreter discovery takes the first
@@ -190,7 +190,7 @@ secret_key: %s
 builder: %s
 workers: 1
 admin_key_dest: %s
-`, bin, ssh[testenv.SSHHost], listen, name, filepath.Join(host, "bin", "imagebuilder"), stateDir, secretKey, ssh[testenv.BuildKit], keyDest)))
+`, bin, ssh[testenv.SSHHost], listen, name, filepath.Join(host, "bin", "imagebuilder-server"), stateDir, secretKey, ssh[testenv.BuildKit], keyDest)))
 	// Whatever happens, the service this test started stops with it (by the pid read after the
 	// deploy, in case undeploy removed the pid file and left the process).
 	var servicePID int

@@ -1,19 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/moby/sys/atomicwriter"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
@@ -79,13 +77,13 @@ where each tag points) and builds and pushes nothing.`,
 			stderr := cmd.ErrOrStderr()
 			mode, err := progress.ResolveMode(flagMode, os.Getenv(progress.EnvMode), progress.IsTerminal(stderr))
 			if err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			var bopts []builder.Option
 			if dockerContext != "" {
 				ep, err := builder.ParseEndpoint(endpoint)
 				if err == nil && (ep.Kind != builder.KindAuto && ep.Kind != builder.KindDocker || ep.Address != "") {
-					return usageError{fmt.Errorf("--context %s names a Docker daemon; it combines only with --builder docker, not %s", dockerContext, ep)}
+					return usageError{Err: fmt.Errorf("--context %s names a Docker daemon; it combines only with --builder docker, not %s", dockerContext, ep)}
 				}
 				bopts = append(bopts, builder.WithDockerContext(dockerContext))
 				if endpoint == "" {
@@ -94,7 +92,7 @@ where each tag points) and builds and pushes nothing.`,
 			}
 			if endpoint != "" {
 				if _, err := builder.Select(endpoint, bopts...); err != nil {
-					return usageError{fmt.Errorf("--builder: %w%s", err, contextHint(endpoint))}
+					return usageError{Err: fmt.Errorf("--builder: %w%s", err, contextHint(endpoint))}
 				}
 			}
 			data, err := readInput(cmd, file)
@@ -113,9 +111,9 @@ where each tag points) and builds and pushes nothing.`,
 				}
 				if _, err := builder.Select(pe, bopts...); err != nil {
 					if pe != "" {
-						return exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n/builder/endpoint: %w%s", inputName(file), err, contextHint(pe))}
+						return exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s is invalid:\n/builder/endpoint: %w%s", inputName(file), err, contextHint(pe))}
 					}
-					return usageError{err}
+					return usageError{Err: err}
 				}
 			}
 			// One redactor for the run and for what this command prints: the run masks its
@@ -152,7 +150,7 @@ where each tag points) and builds and pushes nothing.`,
 				}
 			}
 			if runErr != nil {
-				return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+				return exitCodeError{Code: exitFailure, Err: red.Error(runErr)}
 			}
 			return nil
 		},
@@ -194,7 +192,7 @@ func startProgress(stderr io.Writer, mode string, red *redact.Redactor) (pr *pro
 		if rw != nil {
 			rw.Close()
 		}
-		return nil, nil, usageError{err}
+		return nil, nil, usageError{Err: err}
 	}
 	return pr, func() {
 		pr.Close()
@@ -212,7 +210,7 @@ const envCredentials = registry.CredentialsEnv
 func credentialsFile(name string, red *redact.Redactor) ([]registry.Option, error) {
 	opts, err := registry.CredentialsFileOptions(name, red)
 	if err != nil {
-		return nil, exitCodeError{code: exitInvalid, err: err}
+		return nil, exitCodeError{Code: exitInvalid, Err: err}
 	}
 	return opts, nil
 }
@@ -223,76 +221,30 @@ func parseVars(vars []string) (map[string]string, error) {
 	for _, v := range vars {
 		k, val, ok := strings.Cut(v, "=")
 		if !ok || k == "" {
-			return nil, usageError{fmt.Errorf("--var %q: want NAME=VALUE", v)}
+			return nil, usageError{Err: fmt.Errorf("--var %q: want NAME=VALUE", v)}
 		}
 		out[k] = val
 	}
 	return out, nil
 }
 
-// endpointPrefixes are the endpoint forms cut after their scheme, for completion: docker,
-// docker+unix://, unix://, ...
-func endpointPrefixes() []string {
-	var out []string
-	for _, f := range builder.EndpointForms {
-		if scheme, _, ok := strings.Cut(f, "://"); ok {
-			f = scheme + "://"
-		}
-		out = append(out, f)
-	}
-	return out
-}
+// endpointPrefixes are the endpoint forms cut after their scheme (cli.EndpointPrefixes).
+func endpointPrefixes() []string { return cli.EndpointPrefixes() }
 
-// contextHint adds a hint when a --builder or builder.endpoint value is the name of a Docker
-// context.
-func contextHint(value string) string {
-	names, err := builder.DockerContexts(nil)
-	if err == nil && value != "default" && slices.Contains(names, value) {
-		return fmt.Sprintf("\n(docker context %q exists: use --context %s)", value, value)
-	}
-	return ""
-}
-
-// formatFlag is the value of --output: json or yaml; anything else is refused when the flag is
-// parsed, as a usage error, before the command runs.
-type formatFlag string
-
-func (o *formatFlag) String() string { return string(*o) }
-func (o *formatFlag) Type() string   { return "json|yaml" }
-func (o *formatFlag) Set(v string) error {
-	if v != "json" && v != "yaml" {
-		return fmt.Errorf("must be json or yaml, got %q", v)
-	}
-	*o = formatFlag(v)
-	return nil
-}
+// contextHint is cli.ContextHint.
+func contextHint(value string) string { return cli.ContextHint(value) }
 
 // outputFlag adds -o/--output (default json) to cmd, into p, with its completion.
-func outputFlag(cmd *cobra.Command, p *string, usage string) {
-	*p = "json"
-	cmd.Flags().VarP((*formatFlag)(p), "output", "o", usage)
-	completeValues(cmd, "output", "json", "yaml")
-}
+func outputFlag(cmd *cobra.Command, p *string, usage string) { cli.OutputFlag(cmd, p, usage) }
 
 // completeValues completes a flag with fixed values.
 func completeValues(cmd *cobra.Command, flag string, values ...string) {
-	_ = cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	cli.CompleteValues(cmd, flag, values...)
 }
 
 // encodeResult renders the result, masked, as indented JSON or YAML.
 func encodeResult(format string, red *redact.Redactor, res any) ([]byte, error) {
-	data, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encoding the result: %w", err)
-	}
-	if format == "yaml" {
-		if data, err = yaml.JSONToYAML(data); err != nil {
-			return nil, fmt.Errorf("encoding the result: %w", err)
-		}
-	} else {
-		data = append(data, '\n')
-	}
-	return []byte(red.String(string(data))), nil
+	return cli.Encode(format, red, res)
 }
 
 // printResult writes the result, masked, in the chosen format.

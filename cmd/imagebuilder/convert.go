@@ -53,17 +53,17 @@ project for Zuul), or git URLs from --repo-url TEMPLATE over .Repo.`,
 				return noArgs(cmd, args)
 			}
 			if len(args) > 1 || cmd.Flags().Changed("file") {
-				return usageError{fmt.Errorf("%s --from takes one FILE (or -f FILE), got %q", cmd.CommandPath(), args)}
+				return usageError{Err: fmt.Errorf("%s --from takes one FILE (or -f FILE), got %q", cmd.CommandPath(), args)}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if from != "" {
 				if from = strings.ToLower(from); from != convert.FromCORD && from != convert.FromZuul {
-					return usageError{fmt.Errorf("--from must be cord or zuul, got %q", from)}
+					return usageError{Err: fmt.Errorf("--from must be cord or zuul, got %q", from)}
 				}
 				if out != "" || defaults {
-					return usageError{fmt.Errorf("--from prints a family file: --out and --defaults do not apply")}
+					return usageError{Err: fmt.Errorf("--from prints a family file: --out and --defaults do not apply")}
 				}
 				if len(args) == 1 {
 					file = args[0]
@@ -85,7 +85,7 @@ project for Zuul), or git URLs from --repo-url TEMPLATE over .Repo.`,
 				return err
 			}
 			if repoRoot != "" || repoURL != "" || rg != "" {
-				return usageError{fmt.Errorf("--repo-root, --repo-url and --registry need --from")}
+				return usageError{Err: fmt.Errorf("--repo-root, --repo-url and --registry need --from")}
 			}
 			format, err := outputFormat(to)
 			if err != nil {
@@ -95,7 +95,7 @@ project for Zuul), or git URLs from --repo-url TEMPLATE over .Repo.`,
 			if file != "-" && file != "" {
 				if st, err := os.Stat(file); err == nil && st.IsDir() {
 					if out == "" {
-						return usageError{fmt.Errorf("converting the directory %q needs --out DIR", file)}
+						return usageError{Err: fmt.Errorf("converting the directory %q needs --out DIR", file)}
 					}
 					written, err := convert.Tree(file, out, opts)
 					for _, w := range written {
@@ -155,5 +155,5 @@ func outputFormat(to string) (params.Format, error) {
 	case "yaml", "yml":
 		return params.YAML, nil
 	}
-	return "", usageError{fmt.Errorf("--to must be json or yaml, got %q", to)}
+	return "", usageError{Err: fmt.Errorf("--to must be json or yaml, got %q", to)}
 }

@@ -58,10 +58,13 @@ func binary(t *testing.T) string {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		// The buildah builder plugin, found next to imagebuilder by plugin:buildah.
-		out, err = exec.Command("go", "build", "-o", filepath.Join(dir, "imagebuilder-builder-buildah"), "../imagebuilder-builder-buildah").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		// The buildah builder plugin, found next to imagebuilder by plugin:buildah, and the
+		// daemons' program, which imagebuilder serve and registry serve run.
+		for _, prog := range []string{"imagebuilder-builder-buildah", "imagebuilder-server"} {
+			if out, err = exec.Command("go", "build", "-o", filepath.Join(dir, prog), "../"+prog).CombinedOutput(); err != nil {
+				binErr = fmt.Errorf("go build: %v\n%s", err, out)
+				return
+			}
 		}
 	})
 	if binErr != nil {

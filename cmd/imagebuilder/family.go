@@ -97,10 +97,10 @@ func newFamilySubCmd(verb string) *cobra.Command {
 
 func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) error {
 	if fl.reportFormat != "" && fl.reportFormat != "imagebuilder" && fl.reportFormat != "cord" {
-		return usageError{fmt.Errorf("--report-format must be imagebuilder or cord, got %q", fl.reportFormat)}
+		return usageError{Err: fmt.Errorf("--report-format must be imagebuilder or cord, got %q", fl.reportFormat)}
 	}
 	if fl.jobs < 0 {
-		return usageError{fmt.Errorf("--jobs must be at least 1, got %d", fl.jobs)}
+		return usageError{Err: fmt.Errorf("--jobs must be at least 1, got %d", fl.jobs)}
 	}
 	vars, err := parseVars(fl.vars)
 	if err != nil {
@@ -108,7 +108,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	}
 	if fl.endpoint != "" {
 		if _, err := builder.Select(fl.endpoint); err != nil {
-			return usageError{fmt.Errorf("--builder: %w%s", err, contextHint(fl.endpoint))}
+			return usageError{Err: fmt.Errorf("--builder: %w%s", err, contextHint(fl.endpoint))}
 		}
 	}
 	stderr := cmd.ErrOrStderr()
@@ -119,7 +119,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 			flagMode = fl.progressMode
 		}
 		if mode, err = progress.ResolveMode(flagMode, os.Getenv(progress.EnvMode), progress.IsTerminal(stderr)); err != nil {
-			return usageError{err}
+			return usageError{Err: err}
 		}
 	}
 	fam, err := loadFamily(cmd, fl.file, vars)
@@ -166,7 +166,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	stopProgress()
 	if verb == "graph" {
 		if g == nil {
-			return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+			return exitCodeError{Code: exitFailure, Err: red.Error(runErr)}
 		}
 		decisions := map[string]string{}
 		for _, img := range rep.Images {
@@ -176,7 +176,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 			return err
 		}
 		if runErr != nil {
-			return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+			return exitCodeError{Code: exitFailure, Err: red.Error(runErr)}
 		}
 		return nil
 	}
@@ -197,7 +197,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 		}
 	}
 	if runErr != nil {
-		return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+		return exitCodeError{Code: exitFailure, Err: red.Error(runErr)}
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func loadFamily(cmd *cobra.Command, file string, vars map[string]string) (*famil
 		f, err = family.LoadFile(file)
 	}
 	if err != nil {
-		return nil, exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
+		return nil, exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
 	}
 	return expandFamily(f, file, vars)
 }
@@ -227,11 +227,11 @@ func loadFamily(cmd *cobra.Command, file string, vars map[string]string) (*famil
 func expandFamily(f *family.File, file string, vars map[string]string) (*family.Family, error) {
 	declared, err := f.DeclaredVars(vars)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--var %w", err)}
+		return nil, usageError{Err: fmt.Errorf("--var %w", err)}
 	}
 	fam, err := f.Expand(family.ExpandOptions{Vars: declared, Now: time.Now(), Getenv: os.LookupEnv})
 	if err != nil {
-		return nil, exitCodeError{code: exitInvalid, err: fmt.Errorf("%s: %w", inputName(file), err)}
+		return nil, exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s: %w", inputName(file), err)}
 	}
 	return fam, nil
 }

@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 	"github.com/imagebuilder/imagebuilder/internal/progress"
 )
@@ -26,24 +26,16 @@ var version = ""
 
 // Exit statuses.
 const (
-	exitOK      = 0
-	exitFailure = 1 // the request was valid but running it failed
-	exitInvalid = 2 // usage errors and invalid input
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure // the request was valid but running it failed
+	exitInvalid = cli.ExitInvalid // usage errors and invalid input
 )
 
 // usageError marks errors in how the command was called.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
+type usageError = cli.UsageError
 
 // exitCodeError lets a command choose its exit status after it printed its own output.
-type exitCodeError struct {
-	code int
-	err  error
-}
-
-func (e exitCodeError) Error() string { return e.err.Error() }
-func (e exitCodeError) Unwrap() error { return e.err }
+type exitCodeError = cli.ExitCodeError
 
 func main() {
 	tuneGC()
@@ -69,32 +61,9 @@ func tuneGC() {
 }
 
 // run executes the command line and returns the exit status. It never panics outward.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "imagebuilder: internal error: %v\n", r)
-			code = exitFailure
-		}
-	}()
-	root := newRootCmd(stdin, stdout, stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
-	}
-	var ec exitCodeError
-	if errors.As(err, &ec) {
-		if ec.err != nil && ec.err.Error() != "" {
-			fmt.Fprintf(stderr, "imagebuilder: %v\n", ec.err)
-		}
-		return ec.code
-	}
-	fmt.Fprintf(stderr, "imagebuilder: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || errors.Is(err, params.ErrInvalid) || strings.HasPrefix(err.Error(), "unknown command ") {
-		return exitInvalid
-	}
-	return exitFailure
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	invalid := func(err error) bool { return errors.Is(err, params.ErrInvalid) }
+	return cli.Execute(ctx, newRootCmd(stdin, stdout, stderr), args, stderr, invalid)
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -113,7 +82,7 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{Err: err} })
 	root.AddCommand(
 		newBuildCmd(),
 		newFamilyCmd(),
@@ -130,33 +99,18 @@ Exit status: 0 ok, 1 runtime failure, 2 usage error or invalid input.`,
 	return root
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func buildVersion() string { return cli.Version(version) }
 
 // noArgs rejects positional arguments as a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("%s takes no arguments, got %q (use -f FILE)", cmd.CommandPath(), args)}
+		return usageError{Err: fmt.Errorf("%s takes no arguments, got %q (use -f FILE)", cmd.CommandPath(), args)}
 	}
 	return nil
 }
 
-// oneArg accepts exactly one positional argument, what it is; anything else is a usage error.
-func oneArg(what string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != 1 {
-			return usageError{fmt.Errorf("%s takes one %s, got %d arguments", cmd.CommandPath(), what, len(args))}
-		}
-		return nil
-	}
-}
+// oneArg is cli.OneArg.
+func oneArg(what string) cobra.PositionalArgs { return cli.OneArg(what) }
 
 // readInput reads -f FILE, or the command's standard input for "-". Without -f, a terminal on
 // standard input is a usage error rather than a silent wait (an explicit -f - reads it).
@@ -164,7 +118,7 @@ func readInput(cmd *cobra.Command, name string) ([]byte, error) {
 	if name == "" || name == "-" {
 		in := cmd.InOrStdin()
 		if !cmd.Flags().Changed("file") && progress.IsTerminal(in) {
-			return nil, usageError{fmt.Errorf("no input: standard input is a terminal; give -f FILE or pipe the params in (%s -f params.yaml, or %s < params.yaml; -f - reads the terminal)", cmd.CommandPath(), cmd.CommandPath())}
+			return nil, usageError{Err: fmt.Errorf("no input: standard input is a terminal; give -f FILE or pipe the params in (%s -f params.yaml, or %s < params.yaml; -f - reads the terminal)", cmd.CommandPath(), cmd.CommandPath())}
 		}
 		data, err := io.ReadAll(in)
 		if err != nil {

@@ -48,13 +48,13 @@ attests}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 		Args: oneArg("REF (the index to create)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if attestations != manifest.Keep && attestations != manifest.Drop {
-				return usageError{fmt.Errorf("--attestations must be keep or drop, got %q", attestations)}
+				return usageError{Err: fmt.Errorf("--attestations must be keep or drop, got %q", attestations)}
 			}
 			if len(from) == 0 {
-				return usageError{fmt.Errorf("give the images to assemble with --from REF (repeatable)")}
+				return usageError{Err: fmt.Errorf("give the images to assemble with --from REF (repeatable)")}
 			}
 			if !registry.Explicit(args[0]) {
-				return usageError{fmt.Errorf("REF %q names no tag: give REGISTRY/REPO:TAG", args[0])}
+				return usageError{Err: fmt.Errorf("REF %q names no tag: give REGISTRY/REPO:TAG", args[0])}
 			}
 			red := redact.New()
 			ropts, err := credentialsFile(credentials, red)

@@ -51,11 +51,11 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 			fileGiven := cmd.Flags().Changed("file")
 			switch {
 			case fileGiven && len(args) > 0:
-				return usageError{fmt.Errorf("give either -f FILE or SRC=DST arguments, not both")}
+				return usageError{Err: fmt.Errorf("give either -f FILE or SRC=DST arguments, not both")}
 			case !fileGiven && len(args) == 0:
-				return usageError{fmt.Errorf("nothing to promote: give -f FILE (build params or family file) or SRC=DST arguments")}
+				return usageError{Err: fmt.Errorf("nothing to promote: give -f FILE (build params or family file) or SRC=DST arguments")}
 			case len(args) > 0 && len(vars) > 0:
-				return usageError{fmt.Errorf("--var is for -f FILE's stage_tag; SRC=DST arguments name the tags themselves")}
+				return usageError{Err: fmt.Errorf("--var is for -f FILE's stage_tag; SRC=DST arguments name the tags themselves")}
 			}
 			varMap, err := parseVars(vars)
 			if err != nil {
@@ -79,7 +79,7 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 				}
 				ropts = append(fileOpts, ropts...)
 			} else if items, err = promote.ParseRefs(args); err != nil {
-				return usageError{err}
+				return usageError{Err: err}
 			}
 			return runRegistryCommand(cmd, output, red, ropts, func(reg *registry.Client, log func(string)) (any, error) {
 				res, err := promote.Run(cmd.Context(), reg, items, promote.Options{DryRun: dryRun, Log: log})
@@ -123,7 +123,7 @@ func promoteFile(cmd *cobra.Command, file string, vars map[string]string, red *r
 	}
 	req, err := staged.Load(data, staged.Detect, staged.Options{Dir: dir, Vars: vars, Redactor: red})
 	if err != nil {
-		return nil, nil, exitCodeError{code: exitInvalid, err: red.Error(fmt.Errorf("%s is invalid:\n%w", inputName(file), err))}
+		return nil, nil, exitCodeError{Code: exitInvalid, Err: red.Error(fmt.Errorf("%s is invalid:\n%w", inputName(file), err))}
 	}
 	return req.Items, req.RegistryOptions, nil
 }
@@ -134,7 +134,7 @@ func promoteFile(cmd *cobra.Command, file string, vars map[string]string, red *r
 func runRegistryCommand(cmd *cobra.Command, format string, red *redact.Redactor, ropts []registry.Option, run func(reg *registry.Client, log func(string)) (any, error)) error {
 	reg, err := registry.New(append(ropts, registry.WithRedactor(red))...)
 	if err != nil {
-		return exitCodeError{code: exitInvalid, err: red.Error(err)}
+		return exitCodeError{Code: exitInvalid, Err: red.Error(err)}
 	}
 	stderr := red.Writer(cmd.ErrOrStderr())
 	defer stderr.Close()
@@ -143,7 +143,7 @@ func runRegistryCommand(cmd *cobra.Command, format string, red *redact.Redactor,
 		return err
 	}
 	if runErr != nil {
-		return exitCodeError{code: exitFailure, err: red.Error(runErr)}
+		return exitCodeError{Code: exitFailure, Err: red.Error(runErr)}
 	}
 	return nil
 }

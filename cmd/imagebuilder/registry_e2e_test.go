@@ -167,6 +167,7 @@ func TestRegistryServeBuildset(t *testing.T) {
 // TestRegistryServeUsage: bad flags are usage errors (exit 2) found before anything listens; a
 // listen failure is a runtime failure (exit 1); neither prints the readiness line.
 func TestRegistryServeUsage(t *testing.T) {
+	serverOnPath(t)
 	root := t.TempDir()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

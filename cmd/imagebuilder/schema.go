@@ -22,10 +22,10 @@ func newSchemaCmd() *cobra.Command {
   imagebuilder schema family > family.schema.json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usageError{fmt.Errorf("%s takes at most one argument (build-params or family), got %q", cmd.CommandPath(), args)}
+				return usageError{Err: fmt.Errorf("%s takes at most one argument (build-params or family), got %q", cmd.CommandPath(), args)}
 			}
 			if len(args) == 1 && schemas[args[0]] == nil {
-				return usageError{fmt.Errorf("no schema named %q: want build-params or family", args[0])}
+				return usageError{Err: fmt.Errorf("no schema named %q: want build-params or family", args[0])}
 			}
 			return nil
 		},

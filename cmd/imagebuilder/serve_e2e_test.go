@@ -11,8 +11,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imagebuilder/imagebuilder/internal/api"
+	"github.com/imagebuilder/imagebuilder/internal/builder/plugin"
 	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
+
+// serveReady is the line imagebuilder serve prints when it accepts connections.
+type serveReady = api.Ready
+
+// serverOnPath lets imagebuilder serve, run in this process (ib), find the imagebuilder-server
+// built beside the test's imagebuilder.
+func serverOnPath(t *testing.T) {
+	t.Helper()
+	t.Setenv(plugin.EnvPath, filepath.Dir(binary(t)))
+}
 
 // startServe runs `imagebuilder serve ARGS` (the built binary) on a free loopback port until the
 // test ends (then SIGTERM, exit 0 required) and returns its ready line.
@@ -49,6 +61,7 @@ func get(t *testing.T, url, key string) (int, string) {
 // prints the key alone, list never shows it, revoke makes it a 401; the server stops on SIGTERM
 // with exit 0 (startDaemon's cleanup); --workers-only --listen serves health only.
 func TestServeCommandLine(t *testing.T) {
+	serverOnPath(t)
 	db := "sqlite://" + filepath.Join(t.TempDir(), "serve.db")
 	for _, listen := range []string{"0.0.0.0:8080", ":8080", "192.0.2.1:80"} {
 		code, _, stderr := ib(t, "", "serve", "--no-auth", "--listen", listen, "--database", db)
@@ -142,6 +155,7 @@ func TestServeCommandLine(t *testing.T) {
 // not ignored, ...) with the committed schema/openapi.json against a real imagebuilder serve on
 // SQLite that queues and never builds (--workers 0).
 func TestServeSchemathesis(t *testing.T) {
+	serverOnPath(t)
 	st := testenv.Schemathesis(t)
 	dir := t.TempDir()
 	db := "sqlite://" + filepath.Join(dir, "serve.db")
@@ -178,5 +192,32 @@ func TestServeSchemathesis(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "Tested: 10") {
 		t.Errorf("schemathesis did not test the 10 operations:\n%s", out)
+	}
+}
+
+// TestDaemonCommands: imagebuilder serve and registry serve are imagebuilder-server's: their
+// help, their flags' completion and their exit statuses come from it; without it, the error
+// says where it was looked for.
+func TestDaemonCommands(t *testing.T) {
+	serverOnPath(t)
+	code, out, stderr := ib(t, "", "serve", "--help")
+	if code != 0 || !strings.Contains(out, "--workers-only") || !strings.Contains(out, "--allow-local") {
+		t.Errorf("serve --help: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, _ = ib(t, "", "__complete", "serve", "--workers")
+	if code != 0 || !strings.Contains(out, "--workers-only") || !strings.HasSuffix(strings.TrimSpace(out), ":4") && !strings.Contains(out, "\n:") {
+		t.Errorf("completion of serve --workers: exit %d\n%s", code, out)
+	}
+	code, out, _ = ib(t, "", "__complete", "registry", "serve", "--upst")
+	if code != 0 || !strings.Contains(out, "--upstream") {
+		t.Errorf("completion of registry serve --upst: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := ib(t, "", "registry", "serve", "--log-level", "loud", "--root", t.TempDir()); code != exitInvalid || !strings.Contains(stderr, "log-level") {
+		t.Errorf("registry serve --log-level loud: exit %d, want 2: %s", code, stderr)
+	}
+	t.Setenv(plugin.EnvPath, t.TempDir())
+	t.Setenv("PATH", t.TempDir())
+	if code, _, stderr := ib(t, "", "serve"); code != exitFailure || !strings.Contains(stderr, "imagebuilder-server not found") {
+		t.Errorf("serve without imagebuilder-server: exit %d: %s", code, stderr)
 	}
 }

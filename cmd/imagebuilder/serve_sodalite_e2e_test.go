@@ -22,6 +22,7 @@ import (
 // params exit with their JSON pointer; an unknown id is a 404 string; another key sees nothing.
 // Neither password is in any response, the server's log, the metrics or the database (pg_dump).
 func TestServeSODALITEClient(t *testing.T) {
+	serverOnPath(t)
 	env := testenv.Require(t, testenv.AuthRegistry, testenv.AuthUser, testenv.AuthPassword, testenv.BuildKit)
 	python := filepath.Join(filepath.Dir(testenv.Schemathesis(t)), "python") // its venv has requests
 	pgDump := testenv.RequireProgram(t, "pg_dump", "the database dump of the secrets check")

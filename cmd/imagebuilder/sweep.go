@@ -36,7 +36,7 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 		Args: oneArg("REPOSITORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if match == "" {
-				return usageError{fmt.Errorf("--match is required: a sweep deletes only tags that match")}
+				return usageError{Err: fmt.Errorf("--match is required: a sweep deletes only tags that match")}
 			}
 			opts, err := sweepFlags(match, olderThan, "--match", dryRun)
 			if err != nil {
@@ -69,16 +69,16 @@ func sweepFlags(match, olderThan, flag string, dryRun bool) (*sweep.Options, err
 	case match == "" && olderThan == "":
 		return nil, nil
 	case match == "":
-		return nil, usageError{fmt.Errorf("--older-than needs %s REGEX: a sweep deletes only tags that match", flag)}
+		return nil, usageError{Err: fmt.Errorf("--older-than needs %s REGEX: a sweep deletes only tags that match", flag)}
 	case olderThan == "":
-		return nil, usageError{fmt.Errorf("%s needs --older-than: the age above which a matching tag is deleted (7d, 36h)", flag)}
+		return nil, usageError{Err: fmt.Errorf("%s needs --older-than: the age above which a matching tag is deleted (7d, 36h)", flag)}
 	}
 	if _, err := regexp.Compile(match); err != nil {
-		return nil, usageError{fmt.Errorf("%s %q is not a regular expression: %w", flag, match, err)}
+		return nil, usageError{Err: fmt.Errorf("%s %q is not a regular expression: %w", flag, match, err)}
 	}
 	age, err := sweep.ParseAge(olderThan)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("--older-than: %w", err)}
+		return nil, usageError{Err: fmt.Errorf("--older-than: %w", err)}
 	}
 	return &sweep.Options{Match: match, OlderThan: age, DryRun: dryRun}, nil
 }

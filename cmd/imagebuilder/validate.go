@@ -26,7 +26,7 @@ Exit status: 0 valid, 2 invalid, 1 when the file cannot be read.`,
 				return err
 			}
 			if _, err := params.Load(data); err != nil {
-				return exitCodeError{code: exitInvalid, err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
+				return exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s is invalid:\n%w", inputName(file), err)}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s is valid\n", inputName(file))
 			return nil

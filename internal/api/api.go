@@ -50,6 +50,15 @@ type Backend interface {
 	LookupKey(ctx context.Context, key string) (*service.Principal, error)
 }
 
+// Ready is the line imagebuilder serve prints on stdout once it accepts connections (JSON).
+type Ready struct {
+	Listen   string `json:"listen,omitempty"`
+	URL      string `json:"url,omitempty"`
+	Database string `json:"database"`
+	Workers  int    `json:"workers"`
+	Auth     string `json:"auth"`
+}
+
 // Config configures the API.
 type Config struct {
 	// Auth says how callers authenticate; its Keys default to the backend's LookupKey.

@@ -39,14 +39,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// imagebuilder builds the command once per test process.
+// imagebuilder builds imagebuilder-server (what imagebuilder serve runs) once per test process.
 func imagebuilder(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
 		if binDir, binErr = os.MkdirTemp("", "imagebuilder-webui-bin"); binErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "imagebuilder"), "../../cmd/imagebuilder").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "imagebuilder-server"), "../../cmd/imagebuilder-server").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -54,7 +54,7 @@ func imagebuilder(t *testing.T) string {
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
-	return filepath.Join(binDir, "imagebuilder")
+	return filepath.Join(binDir, "imagebuilder-server")
 }
 
 // serve starts `imagebuilder serve ARGS` and returns its URL from the line it prints once it

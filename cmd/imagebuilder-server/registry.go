@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/regserve"
 )
 
@@ -46,7 +47,7 @@ uploads are removed. Exit status: 0 stopped by a signal, 1 failure, 2 usage erro
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.LogOutput, cfg.LogLevel = cmd.ErrOrStderr(), logLevel
 			if _, err := cfg.Check(); err != nil {
-				return usageError{err}
+				return cli.UsageError{Err: err}
 			}
 			return regserve.Run(cmd.Context(), cfg, grace, func(r regserve.Ready) {
 				line, _ := json.Marshal(r)

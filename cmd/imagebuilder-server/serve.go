@@ -19,6 +19,7 @@ import (
 	"github.com/imagebuilder/imagebuilder/internal/api"
 	"github.com/imagebuilder/imagebuilder/internal/auth"
 	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
 	"github.com/imagebuilder/imagebuilder/internal/service"
 	"github.com/imagebuilder/imagebuilder/internal/webui"
@@ -29,15 +30,6 @@ const envOAuthClientSecret = "IMAGEBUILDER_OAUTH_CLIENT_SECRET"
 
 // defaultServeListen is serve's --listen.
 const defaultServeListen = "127.0.0.1:8080"
-
-// serveReady is the line serve prints on stdout once it accepts connections.
-type serveReady struct {
-	Listen   string `json:"listen,omitempty"`
-	URL      string `json:"url,omitempty"`
-	Database string `json:"database"`
-	Workers  int    `json:"workers"`
-	Auth     string `json:"auth"`
-}
 
 func newServeCmd() *cobra.Command {
 	var (
@@ -80,7 +72,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
   imagebuilder serve --listen 0.0.0.0:8080 --workers 4
   IMAGEBUILDER_SECRET_KEY=... imagebuilder serve --database postgres://ib@db/ib --workers-only
   imagebuilder serve --no-auth --workers 0`,
-		Args: noArgs,
+		Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
 			explicitListen := f.Changed("listen")
@@ -89,20 +81,20 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 			}
 			if endpoint != "" {
 				if _, err := builder.Select(endpoint); err != nil {
-					return usageError{fmt.Errorf("--builder: %w%s", err, contextHint(endpoint))}
+					return cli.UsageError{Err: fmt.Errorf("--builder: %w%s", err, cli.ContextHint(endpoint))}
 				}
 			}
 			if (introspectionURL == "") != (clientID == "") {
-				return usageError{errors.New("--oauth-introspection-url and --oauth-client-id go together")}
+				return cli.UsageError{Err: errors.New("--oauth-introspection-url and --oauth-client-id go together")}
 			}
 			if (issuer == "") != (audience == "") {
-				return usageError{errors.New("--oidc-issuer and --oidc-audience go together")}
+				return cli.UsageError{Err: errors.New("--oidc-issuer and --oidc-audience go together")}
 			}
 			if authFailures < 0 {
-				return usageError{fmt.Errorf("--auth-failure-limit must be 0 (no limit) or more, got %d", authFailures)}
+				return cli.UsageError{Err: fmt.Errorf("--auth-failure-limit must be 0 (no limit) or more, got %d", authFailures)}
 			}
 			if rateLimit < 0 {
-				return usageError{fmt.Errorf("--rate-limit must be 0 (no limit) or more, got %g", rateLimit)}
+				return cli.UsageError{Err: fmt.Errorf("--rate-limit must be 0 (no limit) or more, got %g", rateLimit)}
 			}
 			ctx := cmd.Context()
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -137,7 +129,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 					return err
 				}
 			}
-			return runServer(ctx, cmd, svc, handler, listen, grace, serveReady{
+			return runServer(ctx, cmd, svc, handler, listen, grace, api.Ready{
 				Database: redactedURL(database), Workers: workers, Auth: authMode,
 			})
 		},
@@ -148,7 +140,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 	f.IntVar(&workers, "workers", 2, "builds this replica runs at once (0: queue only)")
 	f.BoolVar(&workersOnly, "workers-only", false, "run builds from the shared queue and serve no API (no listener unless --listen is given)")
 	f.BoolVar(&noAuth, "no-auth", false, "no authentication: every caller is the admin \"anonymous\" (loopback --listen only)")
-	f.StringVar(&endpoint, "builder", "", "build engine endpoint of every build: "+strings.ReplaceAll(strings.Join(endpointPrefixes(), ", "), "://", "://…")+" (default: the params' builder.endpoint, else the environment)")
+	f.StringVar(&endpoint, "builder", "", "build engine endpoint of every build: "+strings.ReplaceAll(strings.Join(cli.EndpointPrefixes(), ", "), "://", "://…")+" (default: the params' builder.endpoint, else the environment)")
 	f.BoolVar(&allowLocal, "allow-local", false, "let documents use the server's files, environment and SSH agent (local sources, file/env secrets, ssh)")
 	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the 32-byte key that seals submitted secrets (default $IMAGEBUILDER_SECRET_KEY)")
 	f.IntVar(&authFailures, "auth-failure-limit", api.DefaultAuthFailures, "failed authentications one client address may make at once before it is held to one a second (0: no limit)")
@@ -162,7 +154,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 	f.IntVar(&maxAttempts, "max-attempts", 3, "runs a build gets when the replicas running it die (a failed build is never retried)")
 	f.DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long requests in flight and running builds may take to finish after SIGINT/SIGTERM")
 	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return endpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+		return cli.EndpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
 	})
 	cmd.AddCommand(newAPIKeyCmd())
 	return cmd
@@ -171,17 +163,17 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 // checkServeFlags refuses the flag combinations that make no sense, as usage errors.
 func checkServeFlags(listen string, workers int, workersOnly, explicitListen, noAuth bool) error {
 	if workers < 0 {
-		return usageError{fmt.Errorf("--workers must be 0 or more, got %d", workers)}
+		return cli.UsageError{Err: fmt.Errorf("--workers must be 0 or more, got %d", workers)}
 	}
 	if workersOnly && workers == 0 {
-		return usageError{errors.New("--workers-only with --workers 0 would run nothing")}
+		return cli.UsageError{Err: errors.New("--workers-only with --workers 0 would run nothing")}
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return usageError{fmt.Errorf("--listen %q: want HOST:PORT: %w", listen, err)}
+		return cli.UsageError{Err: fmt.Errorf("--listen %q: want HOST:PORT: %w", listen, err)}
 	}
 	if noAuth && !isLoopback(host) {
-		return usageError{fmt.Errorf("--no-auth is only allowed on a loopback address (--listen 127.0.0.1:PORT or [::1]:PORT), not %q", listen)}
+		return cli.UsageError{Err: fmt.Errorf("--no-auth is only allowed on a loopback address (--listen 127.0.0.1:PORT or [::1]:PORT), not %q", listen)}
 	}
 	return nil
 }
@@ -220,7 +212,7 @@ func redactedURL(raw string) string {
 
 // runServer starts the workers and, with a handler, the HTTP server; it prints the ready line
 // and runs until ctx ends, then shuts down gracefully within grace.
-func runServer(ctx context.Context, cmd *cobra.Command, svc *service.Service, handler *api.Server, listen string, grace time.Duration, ready serveReady) error {
+func runServer(ctx context.Context, cmd *cobra.Command, svc *service.Service, handler *api.Server, listen string, grace time.Duration, ready api.Ready) error {
 	var srv *http.Server
 	var ln net.Listener
 	if handler != nil {
@@ -295,7 +287,7 @@ cancels everyone's invocations. Revoked keys keep their names.`,
 		Use:     "create NAME [--admin] [--database URL]",
 		Short:   "Create an API key and print it (alone, on stdout)",
 		Example: "  KEY=$(imagebuilder serve apikey create ci)\n  curl -H \"X-API-Key: $KEY\" http://127.0.0.1:8080/v1/invocations",
-		Args:    oneArg("key name"),
+		Args:    cli.OneArg("key name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, err := open(cmd.Context())
 			if err != nil {
@@ -316,7 +308,7 @@ cancels everyone's invocations. Revoked keys keep their names.`,
 	list := &cobra.Command{
 		Use:   "list [--output json|yaml]",
 		Short: "List the API keys (names, admin, created, last used, revoked; never the keys)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			svc, err := open(cmd.Context())
 			if err != nil {
@@ -330,7 +322,7 @@ cancels everyone's invocations. Revoked keys keep their names.`,
 			if keys == nil {
 				keys = []service.Key{}
 			}
-			data, err := encodeResult(output, nil, keys)
+			data, err := cli.Encode(output, nil, keys)
 			if err != nil {
 				return err
 			}
@@ -338,12 +330,12 @@ cancels everyone's invocations. Revoked keys keep their names.`,
 			return err
 		},
 	}
-	outputFlag(list, &output, "format: json or yaml")
+	cli.OutputFlag(list, &output, "format: json or yaml")
 
 	revoke := &cobra.Command{
 		Use:   "revoke NAME",
 		Short: "Revoke an API key: requests with it are refused (401) from now on",
-		Args:  oneArg("key name"),
+		Args:  cli.OneArg("key name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, err := open(cmd.Context())
 			if err != nil {
