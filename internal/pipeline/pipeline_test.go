@@ -204,6 +204,10 @@ func TestIdempotentAndDryRun(t *testing.T) {
 	if f.digest(t, "app", "v1") != first || f.digest(t, "app", "latest") != first {
 		t.Fatal("tags do not point at the built digest")
 	}
+	// One platform: its build is the image's manifest, named without asking the registry.
+	if pb := res.Images[0].PlatformBuilds; len(pb) != 1 || pb[0] != (result.PlatformDigest{Platform: "linux/amd64", Endpoint: "fake://", Digest: first}) {
+		t.Errorf("platform builds %+v, want linux/amd64 on fake:// at %s", pb, first)
+	}
 	res, err = f.run(t, p, false)
 	if err != nil || res.Changed || res.Images[0].Changed || res.Images[0].Previous["v1"] != first {
 		t.Fatalf("unchanged rebuild: %v %+v", err, res)
