@@ -312,18 +312,42 @@ func (b *Builder) Build(ctx context.Context, req builder.Request) (*builder.Buil
 	return res, nil
 }
 
+// storageRaceAttempts bounds the runs of one platform's build that lose containers/storage's
+// naming race: builds in one storage that pull the same base name — a request's platforms,
+// which run concurrently, or other requests — move the name from image to image, and a build
+// that looks the name up just after another pull moved it fails with "locating pulled image
+// ... image not known" (containers/storage#915, buildah#3794; Debian 12's buildah has it).
+// Running the build again pulls again, which names its own image.
+const storageRaceAttempts = 3
+
+// storageRace reports whether buildah's error line is that naming race.
+func storageRace(errLine string) bool {
+	return strings.Contains(errLine, "locating pulled image") && strings.Contains(errLine, "image not known")
+}
+
 // buildOne builds one platform and pushes it by digest, returning the digest.
 func (b *Builder) buildOne(ctx context.Context, req builder.Request, repo name.Repository, platform string, work *workDir, reg *registry.Client, sink *builder.ProgressSink) (string, error) {
 	errInfo := builder.Error{Repository: repo.String(), Platforms: []string{platform}, Endpoint: b.Endpoint()}
 	iidFile := filepath.Join(work.dir, "iid-"+strings.ReplaceAll(platform, "/", "-"))
 	args := append(b.globalArgs(), buildArgs(req, platform, iidFile, work)...)
-	tracker := builder.NewFailureTracker()
-	parser := newOutputParser("["+platform+"] ", func(s *builderStatus) {
-		tracker.Observe(s)
-		sink.Send(s)
-	})
-	err := b.run(ctx, args, work.env(), parser)
-	parser.finish(err)
+	var (
+		tracker *builder.FailureTracker
+		parser  *outputParser
+		err     error
+	)
+	for attempt := 1; ; attempt++ {
+		tracker = builder.NewFailureTracker()
+		parser = newOutputParser("["+platform+"] ", func(s *builderStatus) {
+			tracker.Observe(s)
+			sink.Send(s)
+		})
+		err = b.run(ctx, args, work.env(), parser)
+		parser.finish(err)
+		if err == nil || ctx.Err() != nil || attempt == storageRaceAttempts || !storageRace(parser.errorLine) {
+			break
+		}
+		sink.Step(fmt.Sprintf("[imagebuilder] [%s] building again: a concurrent pull took the base image's name in buildah's storage (containers/storage#915)", platform))(nil)
+	}
 	if err != nil {
 		e := errInfo
 		e.Step = builder.StepBuild

@@ -308,3 +308,21 @@ func TestParseVersion(t *testing.T) {
 		t.Errorf("parseVersion = %q, %q", v, p)
 	}
 }
+
+// TestStorageRace recognises the error of containers/storage's naming race, as Debian's
+// buildah printed it in a run of the e2e tests, and nothing else.
+func TestStorageRace(t *testing.T) {
+	race := `Error: creating build container: locating pulled image "127.0.0.1:5000/base/busybox:latest" name in containers storage: 127.0.0.1:5000/base/busybox:latest: image not known`
+	if !storageRace(race) {
+		t.Errorf("not recognised: %s", race)
+	}
+	for _, other := range []string{
+		`Error: creating build container: initializing source docker://127.0.0.1:5000/base/nothing:latest: reading manifest latest in 127.0.0.1:5000/base/nothing: manifest unknown`,
+		`Error: building at STEP "RUN false": while running runtime: exit status 1`,
+		"",
+	} {
+		if storageRace(other) {
+			t.Errorf("taken for the race: %s", other)
+		}
+	}
+}
