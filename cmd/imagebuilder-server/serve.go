@@ -140,7 +140,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 	f.IntVar(&workers, "workers", 2, "builds this replica runs at once (0: queue only)")
 	f.BoolVar(&workersOnly, "workers-only", false, "run builds from the shared queue and serve no API (no listener unless --listen is given)")
 	f.BoolVar(&noAuth, "no-auth", false, "no authentication: every caller is the admin \"anonymous\" (loopback --listen only)")
-	f.StringVar(&endpoint, "builder", "", "build engine endpoint of every build: "+strings.ReplaceAll(strings.Join(cli.EndpointPrefixes(), ", "), "://", "://…")+" (default: the params' builder.endpoint, else the environment)")
+	cli.BuilderFlag(cmd, &endpoint, "of every build, over a request's builder.endpoint, which only --allow-local lets it set; default: the environment's engine")
 	f.BoolVar(&allowLocal, "allow-local", false, "let documents use the server's files, environment and SSH agent (local sources, file/env secrets, ssh)")
 	f.StringVar(&secretKeyFile, "secret-key-file", "", "file holding the 32-byte key that seals submitted secrets (default $IMAGEBUILDER_SECRET_KEY)")
 	f.IntVar(&authFailures, "auth-failure-limit", api.DefaultAuthFailures, "failed authentications one client address may make at once before it is held to one a second (0: no limit)")
@@ -153,9 +153,6 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 	f.DurationVar(&jobTimeout, "job-timeout", time.Hour, "longest one build may run")
 	f.IntVar(&maxAttempts, "max-attempts", 3, "runs a build gets when the replicas running it die (a failed build is never retried)")
 	f.DurationVar(&grace, "shutdown-timeout", 30*time.Second, "how long requests in flight and running builds may take to finish after SIGINT/SIGTERM")
-	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return cli.EndpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
-	})
 	cmd.AddCommand(newAPIKeyCmd())
 	return cmd
 }

@@ -92,7 +92,7 @@ where each tag points) and builds and pushes nothing.`,
 			}
 			if endpoint != "" {
 				if _, err := builder.Select(endpoint, bopts...); err != nil {
-					return usageError{Err: fmt.Errorf("--builder: %w%s", err, contextHint(endpoint))}
+					return usageError{Err: fmt.Errorf("--builder: %w%s", err, cli.ContextHint(endpoint))}
 				}
 			}
 			data, err := readInput(cmd, file)
@@ -111,7 +111,7 @@ where each tag points) and builds and pushes nothing.`,
 				}
 				if _, err := builder.Select(pe, bopts...); err != nil {
 					if pe != "" {
-						return exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s is invalid:\n/builder/endpoint: %w%s", inputName(file), err, contextHint(pe))}
+						return exitCodeError{Code: exitInvalid, Err: fmt.Errorf("%s is invalid:\n/builder/endpoint: %w%s", inputName(file), err, cli.ContextHint(pe))}
 					}
 					return usageError{Err: err}
 				}
@@ -157,18 +157,15 @@ where each tag points) and builds and pushes nothing.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "-", "build params file (JSON or YAML), - for stdin")
-	outputFlag(cmd, &output, "result format: json or yaml")
+	cli.OutputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
-	f.StringVar(&endpoint, "builder", "", "build engine endpoint: "+strings.ReplaceAll(strings.Join(endpointPrefixes(), ", "), "://", "://…")+" (overrides builder.endpoint)")
+	cli.BuilderFlag(cmd, &endpoint, "overrides builder.endpoint")
 	f.StringVar(&dockerContext, "context", "", "build on the Docker daemon of this Docker context (see docker context ls)")
 	f.StringVar(&metadataFile, "metadata-file", "", "also write the result JSON to this file (on failure too)")
 	f.BoolVar(&dryRun, "dry-run", false, "check everything, build and push nothing")
 	f.StringArrayVar(&vars, "var", nil, "a value for target.registry.stage_tag's .Vars, NAME=VALUE (repeatable)")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "progress", progress.Modes...)
-	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return endpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
-	})
+	cli.CompleteValues(cmd, "progress", progress.Modes...)
 	_ = cmd.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		names, err := builder.DockerContexts(nil)
 		if err != nil {
@@ -228,28 +225,9 @@ func parseVars(vars []string) (map[string]string, error) {
 	return out, nil
 }
 
-// endpointPrefixes are the endpoint forms cut after their scheme (cli.EndpointPrefixes).
-func endpointPrefixes() []string { return cli.EndpointPrefixes() }
-
-// contextHint is cli.ContextHint.
-func contextHint(value string) string { return cli.ContextHint(value) }
-
-// outputFlag adds -o/--output (default json) to cmd, into p, with its completion.
-func outputFlag(cmd *cobra.Command, p *string, usage string) { cli.OutputFlag(cmd, p, usage) }
-
-// completeValues completes a flag with fixed values.
-func completeValues(cmd *cobra.Command, flag string, values ...string) {
-	cli.CompleteValues(cmd, flag, values...)
-}
-
-// encodeResult renders the result, masked, as indented JSON or YAML.
-func encodeResult(format string, red *redact.Redactor, res any) ([]byte, error) {
-	return cli.Encode(format, red, res)
-}
-
 // printResult writes the result, masked, in the chosen format.
 func printResult(w io.Writer, format string, red *redact.Redactor, res any) error {
-	data, err := encodeResult(format, red, res)
+	data, err := cli.Encode(format, red, res)
 	if err != nil {
 		return err
 	}
@@ -259,7 +237,7 @@ func printResult(w io.Writer, format string, red *redact.Redactor, res any) erro
 
 // writeMetadata writes the result JSON, masked, to file; readers never see half a file.
 func writeMetadata(file string, red *redact.Redactor, res any) error {
-	data, err := encodeResult("json", red, res)
+	data, err := cli.Encode("json", red, res)
 	if err != nil {
 		return err
 	}

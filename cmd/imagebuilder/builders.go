@@ -8,6 +8,7 @@ import (
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
 	"github.com/imagebuilder/imagebuilder/internal/builder/plugin"
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 )
 
@@ -67,7 +68,7 @@ Info (kind, version, platforms). A plugin is selected by --builder plugin:NAME o
 			return printResult(cmd.OutOrStdout(), output, redact.New(), list)
 		},
 	}
-	outputFlag(cmd, &output, "output format: json or yaml")
+	cli.OutputFlag(cmd, &output, "output format: json or yaml")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/convert"
 	"github.com/imagebuilder/imagebuilder/internal/params"
 )
@@ -140,8 +141,8 @@ project for Zuul), or git URLs from --repo-url TEMPLATE over .Repo.`,
 	f.StringVar(&repoRoot, "repo-root", "", "with --from: directory holding the repositories, as local sources DIR/NAME")
 	f.StringVar(&repoURL, "repo-url", "", "with --from: git URL template of the repositories, over .Repo")
 	f.StringVar(&rg, "registry", "", "with --from: registry of the family (default docker.io)")
-	completeValues(cmd, "to", "json", "yaml")
-	completeValues(cmd, "from", "cord", "zuul")
+	cli.CompleteValues(cmd, "to", "json", "yaml")
+	cli.CompleteValues(cmd, "from", "cord", "zuul")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/imagebuilder/imagebuilder/internal/builder"
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/family"
 	"github.com/imagebuilder/imagebuilder/internal/graph"
 	"github.com/imagebuilder/imagebuilder/internal/pipeline"
@@ -75,12 +76,12 @@ func newFamilySubCmd(verb string) *cobra.Command {
 	f.BoolVar(&fl.rebuild, "rebuild", false, "build every selected image, even when the registry serves identical inputs")
 	f.StringArrayVar(&fl.vars, "var", nil, "set a template variable, NAME=VALUE (repeatable; overrides the file's variables; the others are for registry.stage_tag's .Vars)")
 	f.StringVar(&fl.credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	f.StringVar(&fl.endpoint, "builder", "", "build engine endpoint (overrides builder.endpoint and builder.endpoints)")
+	cli.BuilderFlag(cmd, &fl.endpoint, "overrides builder.endpoint and builder.endpoints")
 	if verb != "graph" {
-		outputFlag(cmd, &fl.output, "report format on stdout: json or yaml")
+		cli.OutputFlag(cmd, &fl.output, "report format on stdout: json or yaml")
 		f.StringVar(&fl.report, "report", "", "also write the report to FILE (JSON, or YAML for .yaml/.yml)")
 		f.StringVar(&fl.reportFormat, "report-format", "imagebuilder", "report shape: imagebuilder, or cord (CORD imagebuilder's ib_built, ib_pulled, ... lists)")
-		completeValues(cmd, "report-format", "imagebuilder", "cord")
+		cli.CompleteValues(cmd, "report-format", "imagebuilder", "cord")
 	}
 	if verb != "graph" {
 		// A plan takes its build's command line; these three change nothing in a plan.
@@ -90,7 +91,7 @@ func newFamilySubCmd(verb string) *cobra.Command {
 	}
 	if verb == "build" {
 		f.StringVar(&fl.progressMode, "progress", progress.Auto, "progress on stderr: "+strings.Join(progress.Modes, ", ")+" (default: $BUILDKIT_PROGRESS, else auto)")
-		completeValues(cmd, "progress", progress.Modes...)
+		cli.CompleteValues(cmd, "progress", progress.Modes...)
 	}
 	return cmd
 }
@@ -108,7 +109,7 @@ func runFamily(cmd *cobra.Command, verb string, fl familyFlags, args []string) e
 	}
 	if fl.endpoint != "" {
 		if _, err := builder.Select(fl.endpoint); err != nil {
-			return usageError{Err: fmt.Errorf("--builder: %w%s", err, contextHint(fl.endpoint))}
+			return usageError{Err: fmt.Errorf("--builder: %w%s", err, cli.ContextHint(fl.endpoint))}
 		}
 	}
 	stderr := cmd.ErrOrStderr()
@@ -238,7 +239,7 @@ func expandFamily(f *family.File, file string, vars map[string]string) (*family.
 
 // writeReport writes the report, masked, to file in format; readers never see half a file.
 func writeReport(file, format string, red *redact.Redactor, rep any) error {
-	data, err := encodeResult(format, red, rep)
+	data, err := cli.Encode(format, red, rep)
 	if err != nil {
 		return err
 	}

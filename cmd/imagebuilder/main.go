@@ -109,9 +109,6 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// oneArg is cli.OneArg.
-func oneArg(what string) cobra.PositionalArgs { return cli.OneArg(what) }
-
 // readInput reads -f FILE, or the command's standard input for "-". Without -f, a terminal on
 // standard input is a usage error rather than a silent wait (an explicit -f - reads it).
 func readInput(cmd *cobra.Command, name string) ([]byte, error) {

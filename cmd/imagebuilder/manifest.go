@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/manifest"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
@@ -45,7 +46,7 @@ attests}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 		Example: `  imagebuilder manifest create reg.example.com/team/app:1.0 \
       --from reg.example.com/team/app:1.0-amd64 --from reg.example.com/team/app:1.0-arm64
   imagebuilder manifest create reg.example.com/team/app:1.0 --from build/app:amd64 --from build/app:arm64 --attestations drop`,
-		Args: oneArg("REF (the index to create)"),
+		Args: cli.OneArg("REF (the index to create)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if attestations != manifest.Keep && attestations != manifest.Drop {
 				return usageError{Err: fmt.Errorf("--attestations must be keep or drop, got %q", attestations)}
@@ -70,8 +71,8 @@ attests}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 	f.StringArrayVar(&from, "from", nil, "an image or index to take platforms from (repeatable, in index order)")
 	f.StringVar(&attestations, "attestations", manifest.Keep, "attestation manifests of --from indexes: keep or drop")
 	f.BoolVar(&dryRun, "dry-run", false, "compute the index and its digest; write nothing")
-	outputFlag(cmd, &output, "result format: json or yaml")
+	cli.OutputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
-	completeValues(cmd, "attestations", manifest.Keep, manifest.Drop)
+	cli.CompleteValues(cmd, "attestations", manifest.Keep, manifest.Drop)
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/promote"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
@@ -101,7 +102,7 @@ deleted: [stage refs], changed}, and changed. Exit status: 0 ok, 1 failed, 2 usa
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "-", "build params or family file (JSON or YAML), - for stdin")
-	outputFlag(cmd, &output, "result format: json or yaml")
+	cli.OutputFlag(cmd, &output, "result format: json or yaml")
 	f.BoolVar(&dryRun, "dry-run", false, "read where every tag points and report what would move; write nothing")
 	f.StringVar(&sweepMatch, "sweep", "", "after the promote, delete the destination repositories' tags matching this regular expression (anchored at the start) and older than --older-than")
 	f.StringVar(&olderThan, "older-than", "", "with --sweep: the age above which a matching tag is deleted (36h, 7d)")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/imagebuilder/imagebuilder/internal/cli"
 	"github.com/imagebuilder/imagebuilder/internal/redact"
 	"github.com/imagebuilder/imagebuilder/internal/registry"
 	"github.com/imagebuilder/imagebuilder/internal/sweep"
@@ -33,7 +34,7 @@ Facts on stdout: {repository, deleted: [{tag, digest, created}], kept: [{tag, di
 reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 		Example: `  imagebuilder sweep registry.example.com/team/app --match 'change_' --older-than 7d --dry-run
   imagebuilder sweep registry.example.com/team/app --match 'change_[0-9]+_' --older-than 36h`,
-		Args: oneArg("REPOSITORY"),
+		Args: cli.OneArg("REPOSITORY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if match == "" {
 				return usageError{Err: fmt.Errorf("--match is required: a sweep deletes only tags that match")}
@@ -57,7 +58,7 @@ reason}], changed}. Exit status: 0 ok, 1 failed, 2 usage error.`,
 	f.StringVar(&match, "match", "", "regular expression the tags to delete match, anchored at the start (required)")
 	f.StringVar(&olderThan, "older-than", "", "delete matching tags whose image is older than this: 36h, 90m, 7d, 1d12h (required)")
 	f.BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
-	outputFlag(cmd, &output, "result format: json or yaml")
+	cli.OutputFlag(cmd, &output, "result format: json or yaml")
 	f.StringVar(&credentials, "credentials", "", "registry credentials file: a list of {registry, username, password, repositories} (default $"+envCredentials+")")
 	return cmd
 }

@@ -132,6 +132,15 @@ func Encode(format string, red *redact.Redactor, res any) ([]byte, error) {
 	return []byte(red.String(string(data))), nil
 }
 
+// BuilderFlag adds --builder (a build-engine endpoint) to cmd, into p: its usage lists the
+// accepted forms before tail, and its values complete to those forms.
+func BuilderFlag(cmd *cobra.Command, p *string, tail string) {
+	cmd.Flags().StringVar(p, "builder", "", "build engine endpoint: "+strings.ReplaceAll(strings.Join(EndpointPrefixes(), ", "), "://", "://…")+" ("+tail+")")
+	_ = cmd.RegisterFlagCompletionFunc("builder", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return EndpointPrefixes(), cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+	})
+}
+
 // EndpointPrefixes are the build-endpoint forms cut after their scheme, for help and
 // completion: docker, docker+unix://, unix://, ...
 func EndpointPrefixes() []string {
