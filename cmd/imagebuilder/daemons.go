@@ -22,14 +22,11 @@ const serverProgram = "imagebuilder-server"
 // findServer finds imagebuilder-server where builder plugins are found:
 // IMAGEBUILDER_PLUGIN_PATH, the directory of imagebuilder, then PATH.
 func findServer() (string, error) {
-	dirs := plugin.SearchPath()
-	for _, d := range dirs {
-		if p, err := exec.LookPath(d + "/" + serverProgram); err == nil {
-			return p, nil
-		}
+	p, err := plugin.FindProgram(serverProgram)
+	if err != nil {
+		return "", fmt.Errorf("%s not found: %w; it runs the daemons: make build puts it beside imagebuilder, and the release archives hold it", serverProgram, err)
 	}
-	return "", fmt.Errorf("%s not found in %s (%s, then the directory of imagebuilder, then PATH): it runs the daemons; make build puts it beside imagebuilder, and the release archives hold it",
-		serverProgram, strings.Join(dirs, ":"), plugin.EnvPath)
+	return p, nil
 }
 
 // newDaemonCmd is a command whose work imagebuilder-server does: its arguments (flags and

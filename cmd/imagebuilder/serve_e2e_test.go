@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,14 +205,19 @@ func TestDaemonCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "--workers-only") || !strings.Contains(out, "--allow-local") {
 		t.Errorf("serve --help: exit %d\n%s%s", code, out, stderr)
 	}
-	code, out, _ = ib(t, "", "__complete", "serve", "--workers")
-	if code != 0 || !strings.Contains(out, "--workers-only") || !strings.HasSuffix(strings.TrimSpace(out), ":4") && !strings.Contains(out, "\n:") {
-		t.Errorf("completion of serve --workers: exit %d\n%s", code, out)
+	// cobra's __complete: one completion a line (NAME<TAB>description), then ":DIRECTIVE".
+	complete := func(want, directive string, args ...string) {
+		t.Helper()
+		code, out, _ := ib(t, "", append([]string{"__complete"}, args...)...)
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		found := slices.ContainsFunc(lines[:len(lines)-1], func(l string) bool { name, _, _ := strings.Cut(l, "\t"); return name == want })
+		if code != 0 || !found || lines[len(lines)-1] != directive {
+			t.Errorf("completion of %q: exit %d, want %s and %s\n%s", args, code, want, directive, out)
+		}
 	}
-	code, out, _ = ib(t, "", "__complete", "registry", "serve", "--upst")
-	if code != 0 || !strings.Contains(out, "--upstream") {
-		t.Errorf("completion of registry serve --upst: exit %d\n%s", code, out)
-	}
+	complete("--workers-only", ":4", "serve", "--workers")
+	complete("--upstream", ":4", "registry", "serve", "--upst")
+	complete("yaml", ":4", "serve", "apikey", "list", "--output", "")
 	if code, _, stderr := ib(t, "", "registry", "serve", "--log-level", "loud", "--root", t.TempDir()); code != exitInvalid || !strings.Contains(stderr, "log-level") {
 		t.Errorf("registry serve --log-level loud: exit %d, want 2: %s", code, stderr)
 	}

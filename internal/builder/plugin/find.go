@@ -34,16 +34,27 @@ func SearchPath() []string {
 // Find returns the path of the program imagebuilder-builder-NAME: the first found in
 // [SearchPath]. The error is one line naming every directory searched.
 func Find(name string) (string, error) {
-	dirs := SearchPath()
 	prog := ProgramPrefix + name
+	p, err := FindProgram(prog)
+	if err != nil {
+		return "", fmt.Errorf("builder plugin %q not found: %w", name, err)
+	}
+	return p, nil
+}
+
+// FindProgram returns the path of an imagebuilder helper program (a builder plugin,
+// imagebuilder-server): the first found in [SearchPath]. The error is one line naming every
+// directory searched.
+func FindProgram(prog string) (string, error) {
+	dirs := SearchPath()
 	for _, d := range dirs {
 		p := filepath.Join(d, prog)
 		if executable(p) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("builder plugin %q not found: no program %s in %s (%s, then the directory of imagebuilder, then PATH)",
-		name, prog, strings.Join(dirs, ":"), EnvPath)
+	return "", fmt.Errorf("no program %s in %s (%s, then the directory of imagebuilder, then PATH)",
+		prog, strings.Join(dirs, ":"), EnvPath)
 }
 
 // Found is a plugin program found in the search path.
