@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,7 +119,7 @@ Exit status: 0 stopped by a signal, 1 failure, 2 usage error.`,
 						OIDCIssuer: issuer, OIDCAudience: audience, AdminRole: adminRole, NoAuth: noAuth,
 					},
 					RateLimit:    rateLimit,
-					AuthFailures: cmp.Or(authFailures, -1),
+					AuthFailures: authFailures,
 					UI:           webui.Handler(),
 					Logger:       logger,
 					HealthOnly:   workersOnly,

@@ -15,7 +15,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,7 +67,7 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	// AuthFailures is how many failed authentications one client address may make at once
-	// before it is held to one a second (0: DefaultAuthFailures; negative: no limit).
+	// before it is held to one a second (0: no limit; serve's default is DefaultAuthFailures).
 	AuthFailures int
 	// UI serves GET / and GET /FILE that no API path takes (the web page and its files).
 	UI http.Handler
@@ -123,13 +122,15 @@ func New(ctx context.Context, b Backend, cfg Config) (*Server, error) {
 		backend: b,
 		auth:    authn,
 		limiter: auth.NewLimiter(cfg.RateLimit, burst),
-		// Guessing keys or tokens: each address may fail authentication AuthFailures times
-		// at once, then once a second.
-		failures: auth.NewLimiter(authFailureRate(cfg.AuthFailures), cmp.Or(cfg.AuthFailures, DefaultAuthFailures)),
-		log:      cfg.Logger,
-		poll:     cfg.LogPollInterval,
-		mux:      http.NewServeMux(),
-		closing:  make(chan struct{}),
+		log:     cfg.Logger,
+		poll:    cfg.LogPollInterval,
+		mux:     http.NewServeMux(),
+		closing: make(chan struct{}),
+	}
+	if cfg.AuthFailures > 0 {
+		// Guessing keys or tokens: each address may fail authentication AuthFailures times at
+		// once, then once a second.
+		s.failures = auth.NewLimiter(1, cfg.AuthFailures)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -229,15 +230,6 @@ type principalKey struct{}
 // DefaultAuthFailures is how many failed authentications one client address may make at once
 // before it is held to one a second.
 const DefaultAuthFailures = 30
-
-// authFailureRate is the failure limiter's rate: one a second, none (no limit) when failures
-// is negative.
-func authFailureRate(failures int) float64 {
-	if failures < 0 {
-		return 0
-	}
-	return 1
-}
 
 // clientHost is the host of a request's remote address (the address itself when it has no
 // port). Behind a reverse proxy every client shares the proxy's address.

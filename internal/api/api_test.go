@@ -464,7 +464,7 @@ func TestRateLimit(t *testing.T) {
 // is held to one attempt a second after DefaultAuthFailures failures, with Retry-After; another address
 // is not affected.
 func TestFailedAuthenticationLimit(t *testing.T) {
-	url := newTestServer(t, newFake(), Config{})
+	url := newTestServer(t, newFake(), Config{AuthFailures: DefaultAuthFailures})
 	for i := range DefaultAuthFailures {
 		if r := call(t, "GET", url+"/v1/invocations", fmt.Sprintf("guess-%d", i), ""); r.status != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d, want 401", i, r.status)
