@@ -19,7 +19,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -116,12 +115,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.reconcileEvery = 10 * time.Second
 	}
 	if o.Logger == nil {
-		o.Logger = discardLogger()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // Open opens (and migrates) the database at databaseURL (sqlite:///PATH, a file path, or
 // postgres://…), resolves the secret key and prepares the queue. Start starts the workers.

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -71,6 +72,15 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 	}
 	sink := s.newLogSink(ctx, id)
 	started := time.Now()
+	// stop writes the log's last line (when there is one) and its rest, then ends the
+	// invocation: the log is complete when a client sees the invocation ended.
+	stop := func(state State, result []byte, msg, last string) error {
+		if last != "" {
+			sink.line(last)
+		}
+		sink.close()
+		return s.end(id, state, result, msg, started)
+	}
 	if attempt > 1 {
 		sink.line(fmt.Sprintf("attempt %d: the previous attempt was lost", attempt))
 	}
@@ -81,27 +91,16 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 		return fmt.Errorf("starting invocation %s: %w", id, err)
 	}
 	if sealed == nil {
-		sink.close()
-		return s.end(id, Failed, nil, "the sealed document is gone (the invocation was ended elsewhere)", started)
+		return stop(Failed, nil, "the sealed document is gone (the invocation was ended elsewhere)", "")
 	}
 	doc, err := s.sealer.Open(sealed, []byte(id))
 	if err != nil {
-		sink.close()
-		return s.end(id, Failed, nil, fmt.Sprintf("%v (is this replica's secret key the one the invocation was submitted with?)", err), started)
+		return stop(Failed, nil, fmt.Sprintf("%v (is this replica's secret key the one the invocation was submitted with?)", err), "")
 	}
 	d, err := s.check(Kind(kind), doc)
 	if err != nil {
-		sink.close()
-		return s.end(id, Failed, nil, "checking the document: "+err.Error(), started)
+		return stop(Failed, nil, "checking the document: "+err.Error(), "")
 	}
-
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		s.watchCancel(runCtx, id, cancel)
-	}()
 
 	// Progress in BuildKit's plain form, and the pipeline's step lines, masked, line by line
 	// into the log.
@@ -109,11 +108,15 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 	rw := d.red.Writer(lw)
 	pr, err := progress.New(rw, progress.Plain)
 	if err != nil {
-		cancel(nil)
-		<-watchDone
-		sink.close()
-		return s.end(id, Failed, nil, err.Error(), started)
+		return stop(Failed, nil, err.Error(), "")
 	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		s.watchCancel(runCtx, id, cancel)
+	}()
 	opts := s.opts.Pipeline
 	opts.DryRun = dryRun != 0
 	opts.Progress = pr.Status
@@ -150,17 +153,13 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 	}
 	switch {
 	case errors.As(cause, &ec):
-		sink.line(canceledBy(ec.by))
-		sink.close()
-		return s.end(id, Canceled, result, canceledBy(ec.by), started)
+		return stop(Canceled, result, canceledBy(ec.by), canceledBy(ec.by))
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		msg := fmt.Sprintf("timed out after %s", s.opts.JobTimeout)
 		if runErr != nil {
 			msg += ": " + d.red.Error(runErr).Error()
 		}
-		sink.line(msg)
-		sink.close()
-		return s.end(id, Failed, result, msg, started)
+		return stop(Failed, result, msg, msg)
 	case ctx.Err() != nil:
 		// This replica stops under the build: the job goes back to the queue, secrets kept.
 		sink.line("interrupted: this replica stopped; the invocation goes back to the queue")
@@ -171,13 +170,9 @@ func (s *Service) run(ctx context.Context, id string, attempt int) error {
 		return fmt.Errorf("invocation %s: interrupted: this replica stopped", id)
 	case runErr != nil:
 		msg := d.red.Error(runErr).Error()
-		sink.line("failed: " + msg)
-		sink.close()
-		return s.end(id, Failed, result, msg, started)
+		return stop(Failed, result, msg, "failed: "+msg)
 	}
-	sink.line("success")
-	sink.close()
-	return s.end(id, Success, result, "", started)
+	return stop(Success, result, "", "success")
 }
 
 // end records how an invocation ended (and deletes its sealed document), and counts it in
@@ -230,7 +225,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
 	for {
-		i := strings.IndexByte(string(w.buf), '\n')
+		i := bytes.IndexByte(w.buf, '\n')
 		if i < 0 {
 			break
 		}
