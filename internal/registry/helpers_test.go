@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -84,23 +83,6 @@ func image(t *testing.T, p string, oci bool) v1.Image {
 func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) string {
 	t.Helper()
 	return testenv.Push(t, ref, img, opts...)
-}
-
-// pushIndex writes idx to ref and returns its digest.
-func pushIndex(t *testing.T, ref string, idx v1.ImageIndex, opts ...remote.Option) string {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx, opts...); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.String()
 }
 
 // dockerConfig points DOCKER_CONFIG (and HOME, so ~/.docker is not read) at a temporary

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/imagebuilder/imagebuilder/internal/registry"
+	"github.com/imagebuilder/imagebuilder/internal/testenv"
 )
 
 func TestResolveNotFound(t *testing.T) {
@@ -151,7 +152,7 @@ func TestAssembleIndexFromIndexes(t *testing.T) {
 			Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": amdDigest.String()},
 		}},
 	), types.OCIImageIndex)
-	amd := pushIndex(t, repo+":amd64", single)
+	amd := testenv.PushIndex(t, repo+":amd64", single)
 	arm := push(t, repo+":arm64", image(t, "linux/arm64/v8", true))
 
 	c := newClient(t, noKeychain)

@@ -195,16 +195,27 @@ func pushRandom(t testing.TB, ref string, p v1.Platform, created time.Time, labe
 // Push writes img to ref (test setup, outside the code under test) and returns its digest.
 func Push(t testing.TB, ref string, img v1.Image, opts ...remote.Option) string {
 	t.Helper()
+	return write(t, ref, img, func(r name.Reference) error { return remote.Write(r, img, opts...) })
+}
+
+// PushIndex writes idx to ref (test setup) and returns its digest.
+func PushIndex(t testing.TB, ref string, idx v1.ImageIndex, opts ...remote.Option) string {
+	t.Helper()
+	return write(t, ref, idx, func(r name.Reference) error { return remote.WriteIndex(r, idx, opts...) })
+}
+
+func write(t testing.TB, ref string, d interface{ Digest() (v1.Hash, error) }, put func(name.Reference) error) string {
+	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(r, img, opts...); err != nil {
+	if err := put(r); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
-	d, err := img.Digest()
+	h, err := d.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.String()
+	return h.String()
 }
