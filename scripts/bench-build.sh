@@ -86,11 +86,7 @@ for pair in $pairs; do
 		ours+=($(((t1 - t0) / 1000)))
 		theirs+=($(((t2 - t1) / 1000)))
 	done
-	awk -v pair="$pair" -v ours="${ours[*]}" -v theirs="${theirs[*]}" '
-	function median(a, n,    i, j, t) {
-		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk -v pair="$pair" -v ours="${ours[*]}" -v theirs="${theirs[*]}" "$(<scripts/lib/median.awk)"'
 	BEGIN {
 		n = split(ours, o, " "); split(theirs, t, " ")
 		line1 = line2 = ""

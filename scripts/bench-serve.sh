@@ -99,11 +99,7 @@ for ((r = 0; r < rounds; r++)); do
 	services+=($(((t3 - t2) / 1000000)))
 done
 
-awk -v n="$n" -v clis="${clis[*]}" -v services="${services[*]}" '
-function median(a, k,    i, j, t) {
-	for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-	return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-}
+awk -v n="$n" -v clis="${clis[*]}" -v services="${services[*]}" "$(<scripts/lib/median.awk)"'
 BEGIN {
 	k = split(clis, c, " "); split(services, s, " ")
 	printf "%d fully cached builds per round, %d rounds (ms)\n", n, k
